@@ -1,0 +1,66 @@
+"""The ``audiotok`` command.
+
+Each subcommand lives next to the code it drives and is imported only when it runs, so that
+``audiotok tokenize`` never pays for Lightning or transformers. A subcommand module provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+
+Training subcommands (``fit``, ``validate``, ``test``) hand the rest of the command line to
+LightningCLI untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("audiotok.demo", "encode and decode a built-in sample with a codec; print its rates"),
+    "info": ("audiotok.codecs.cli_info", "list registered codecs with rates and parameter counts"),
+    "corpus": ("audiotok.data.corpus_cli", "build the offline multi-speaker speech corpus"),
+    "tokenize": ("audiotok.tokenizers.cli_tokenize", "tokenize audio files or folders to codes"),
+    "detokenize": ("audiotok.tokenizers.cli_detokenize", "decode saved codes back to audio"),
+    "tokenize-dataset": ("audiotok.tokenizers.cli_dataset", "tokenize a dataset into shards for LMs"),
+    "stream": ("audiotok.tokenizers.cli_stream", "stream a file frame by frame; report latency"),
+    "distill": ("audiotok.distill.cli", "teacher feature caches and k-means units"),
+    "bench": ("audiotok.benchmarks.cli", "benchmark tokenizers: probes, metrics, reports"),
+}
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        from audiotok.training.cli import run_lightning_cli
+
+        return run_lightning_cli(argv)
+
+    parser = argparse.ArgumentParser(
+        prog="audiotok",
+        description="Neural audio codecs and speech tokenizers: tokenize, train, stream, benchmark.",
+        epilog="Training: audiotok fit|validate|test --config configs/<recipe>.yaml (LightningCLI).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Only the chosen subcommand's module is imported.
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    for name in LIGHTNING_SUBCOMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (see configs/)", add_help=False)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Reading audio files into float32 tensors, with one clear error for every kind of bad input.
+
+Everything goes through soundfile (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3), so any sample rate,
+channel count and PCM format (int or float) is read the same way: float32 in [-1, 1] for integer PCM.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+import torch
+
+from audiotok.data.transforms import resample, to_mono
+
+# Sample rates outside this range are almost surely a broken header, not real audio.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+
+AudioSource = Union[str, Path, bytes, BinaryIO]
+
+
+class AudioError(ValueError):
+    """An audio input that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, name: str, problem: str):
+        self.name = str(name)
+        self.problem = problem
+        super().__init__(f"{self.name}: {problem}")
+
+
+def check_sample_rate(sample_rate: int, name: str = "audio") -> int:
+    """Return ``sample_rate`` as int, or raise :class:`AudioError` if it is absurd."""
+    if not (MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE):
+        raise AudioError(
+            name,
+            f"absurd sample rate {sample_rate} Hz (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}); "
+            "the header is probably broken: re-encode the file",
+        )
+    return int(sample_rate)
+
+
+def check_samples(samples: np.ndarray, name: str = "audio") -> None:
+    """Raise :class:`AudioError` for empty audio or NaN/Inf samples (``samples`` is ``[T, C]``)."""
+    if samples.size == 0 or samples.shape[0] == 0:
+        raise AudioError(name, "zero-length audio (no samples); remove or replace the file")
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        raise AudioError(
+            name,
+            f"{int(bad.sum())} NaN/Inf samples out of {samples.size}; the file is corrupt, "
+            "re-export it",
+        )
+
+
+def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
+    """Decode ``source`` to ``([T, C] float32, sample_rate)`` or raise :class:`AudioError`."""
+    import soundfile as sf
+
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        raise AudioError(name, "file does not exist (check the path or the manifest)")
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        with sf.SoundFile(source) as f:
+            sample_rate = check_sample_rate(f.samplerate, name)
+            samples = f.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, OSError) as err:
+        raise AudioError(
+            name,
+            f"cannot decode audio ({err}); the file is corrupt or not a WAV/FLAC/OGG/MP3 file",
+        ) from err
+    check_samples(samples, name)
+    return samples, sample_rate
+
+
+def load_audio(
+    path: AudioSource,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    name: str | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Read an audio file (or bytes / file object) as ``([C, T] float32, sample_rate)``.
+
+    ``mono`` averages the channels to ``[1, T]``; ``sample_rate`` resamples with soxr (the returned
+    rate is then ``sample_rate``). ``name`` labels errors for in-memory sources.
+    Raises :class:`AudioError` (a ``ValueError``) naming the file and what is wrong with it.
+    """
+    name = name or (str(path) if isinstance(path, (str, Path)) else "<in-memory audio>")
+    samples, sr = _read(path, name)
+    wav = torch.from_numpy(np.ascontiguousarray(samples.T))
+    if mono:
+        wav = to_mono(wav)
+    if sample_rate is not None and int(sample_rate) != sr:
+        wav = resample(wav, sr, check_sample_rate(sample_rate, f"target rate for {name}"))
+        sr = int(sample_rate)
+    return wav, sr
+
+
+def from_array(
+    array, sample_rate: int, target_rate: int | None = None, mono: bool = True, name: str = "audio"
+) -> tuple[torch.Tensor, int]:
+    """Validate an in-memory array (``[T]``, or ``[C, T]`` channels first) like :func:`load_audio`."""
+    samples = np.asarray(array, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    elif samples.ndim == 2:
+        samples = samples.T
+    else:
+        raise AudioError(name, f"expected a 1-D or 2-D [C, T] array, got shape {samples.shape}")
+    sr = check_sample_rate(sample_rate, name)
+    check_samples(samples, name)
+    wav = torch.from_numpy(np.ascontiguousarray(samples.T))
+    if mono:
+        wav = to_mono(wav)
+    if target_rate is not None and int(target_rate) != sr:
+        wav = resample(wav, sr, int(target_rate))
+        sr = int(target_rate)
+    return wav, sr
+
+
+def save_audio(path: str | Path, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
+    """Write ``[C, T]`` (or ``[T]``) float audio; format from the suffix, WAV/FLAC as 16-bit PCM."""
+    import soundfile as sf
+
+    array = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    array = array.T if array.ndim == 2 else array
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
+    sf.write(str(path), np.clip(array, -1.0, 1.0), int(sample_rate), subtype=subtype)
+    return path
