@@ -107,7 +107,7 @@ def test_head_inverts_a_known_stft_through_log_magnitude_and_phase():
     assert recovered.shape == signal.shape
     interior = slice(n_fft, -n_fft)
     assert (recovered[:, interior] - signal[:, interior]).abs().max() < 1e-4
-    assert (recovered - signal).abs().max() < 1e-3  # edges too: envelope stays well above zero
+    assert (recovered - signal).abs().max() < 1e-4  # edges too: the envelope stays well above zero
 
 
 @pytest.mark.parametrize("n_fft,hop", [(2400, 600), (1280, 320)])
@@ -117,7 +117,7 @@ def test_inverse_stft_recovers_signal_at_wavtokenizer_sizes(n_fft, hop):
     recovered = InverseSTFT(n_fft, hop)(reflect_padded_stft(signal, n_fft, hop))
     assert recovered.shape == signal.shape
     assert (recovered[:, n_fft:-n_fft] - signal[:, n_fft:-n_fft]).abs().max() < 1e-4
-    assert (recovered - signal).abs().max() < 1e-3
+    assert (recovered - signal).abs().max() < 1e-4
 
 
 def test_center_mode_inverts_centered_stft():
@@ -189,4 +189,4 @@ def test_tiny_decoder_fits_a_target_waveform():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]

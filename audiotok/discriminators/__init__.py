@@ -1,0 +1,40 @@
+"""Discriminators (MPD, MSD, MS-STFT, MRD, DAC multi-band STFT) and adversarial / feature-matching losses.
+
+Every discriminator maps ``wav[B, 1, T]`` to ``(logits, feature_maps)``, one entry per sub-discriminator.
+"""
+
+from audiotok.discriminators.base import Discriminator, remove_dc_and_peak_normalize
+from audiotok.discriminators.combined import (
+    DISCRIMINATORS,
+    CombinedDiscriminator,
+    build_discriminator,
+    build_discriminators,
+)
+from audiotok.discriminators.losses import (
+    AdversarialLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from audiotok.discriminators.mpd import MultiPeriodDiscriminator
+from audiotok.discriminators.mrd import MultiBandSTFTDiscriminator, MultiResolutionDiscriminator
+from audiotok.discriminators.msd import MultiScaleDiscriminator
+from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator
+
+__all__ = [
+    "DISCRIMINATORS",
+    "AdversarialLoss",
+    "CombinedDiscriminator",
+    "Discriminator",
+    "MultiBandSTFTDiscriminator",
+    "MultiPeriodDiscriminator",
+    "MultiResolutionDiscriminator",
+    "MultiScaleDiscriminator",
+    "MultiScaleSTFTDiscriminator",
+    "build_discriminator",
+    "build_discriminators",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
+    "remove_dc_and_peak_normalize",
+]

@@ -63,3 +63,9 @@ class Discriminator(nn.Module):
         if self.peak_normalize:
             wav = remove_dc_and_peak_normalize(wav)
         return self.discriminate(wav)
+
+
+def run_each(discriminators: nn.ModuleList, wav: Tensor) -> DiscriminatorOutput:
+    """Run sub-discriminators on the same input; split their ``(logits, feature_maps)`` pairs."""
+    outputs = [disc(wav) for disc in discriminators]
+    return [logits for logits, _ in outputs], [fmaps for _, fmaps in outputs]

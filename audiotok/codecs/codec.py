@@ -1,0 +1,331 @@
+"""`Codec`: encoder → [transformer] → [down-sample] → quantizer → [up-sample] → [transformer] → decoder.
+
+Every part is named by a ``type`` and its keyword arguments in a :class:`CodecConfig`, so a codec
+family is a config and parts mix across families (a Mimi-style causal codec with a single 4096-entry
+codebook is a one-line change). Configs round-trip through dicts, JSON and YAML.
+
+Shapes: audio ``[B, 1, T]``, latents ``[B, D, F]``, codes ``[B, Q, F]`` with ``F = ceil(T / hop)``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .modules.conv import fold_weight_norm
+from .modules.resample import ConvDownsample1d, ConvTrUpsample1d
+from .modules.seanet import SEANetDecoder, SEANetEncoder
+from .modules.streaming import StreamingModule
+from .modules.transformer import Transformer
+from .quantizers import QuantizerOutput, build_quantizer
+
+
+def _build_vocos(**kw):
+    from .modules.vocos import VocosDecoder
+
+    return VocosDecoder(**kw)
+
+
+ENCODERS = {"seanet": SEANetEncoder}
+DECODERS = {"seanet": SEANetDecoder, "vocos": _build_vocos}
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to build a :class:`Codec`; ``type`` keys pick the part implementations."""
+
+    sample_rate: int
+    encoder: dict[str, Any]
+    quantizer: dict[str, Any]
+    decoder: dict[str, Any]
+    encoder_transformer: dict[str, Any] | None = None
+    decoder_transformer: dict[str, Any] | None = None
+    resample_stride: int = 1  # learned latent down/up-sampling (Mimi: 2)
+    resample_depthwise_up: bool = True
+    causal: bool = False
+    semantic_dim: int | None = None  # projection of the first level for distillation (ST: 768)
+    default_n_q: int | None = None  # codebooks used when none is asked for (Mimi: 8 of 32)
+    name: str = "custom"
+    family: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CodecConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown CodecConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**copy.deepcopy(data))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CodecConfig":
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return cls.from_dict(yaml.safe_load(text))
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "CodecConfig":
+        """A copy with some fields changed (nested dicts are merged one level deep)."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return CodecConfig.from_dict(data)
+
+
+@dataclass
+class CodecOutput:
+    """Training output of :meth:`Codec.forward`.
+
+    audio: reconstruction ``[B, 1, T]`` trimmed to the input length; codes ``[B, Q, F]``;
+    commitment_loss: scalar; semantic: first-level features for distillation ``[B, D_sem, F]``
+    (after ``semantic_dim`` projection when configured); latent: encoder output ``[B, D, F]``.
+    """
+
+    audio: torch.Tensor
+    codes: torch.Tensor
+    commitment_loss: torch.Tensor
+    semantic: torch.Tensor
+    latent: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _build(registry: dict, spec: dict[str, Any], what: str) -> nn.Module:
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in registry:
+        raise ValueError(f"unknown {what} type {kind!r}; choose one of {sorted(registry)}")
+    return registry[kind](**spec)
+
+
+class Codec(StreamingModule):
+    """A neural audio codec assembled from a :class:`CodecConfig`."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = _build(ENCODERS, config.encoder, "encoder")
+        self.encoder_transformer = (Transformer(**config.encoder_transformer)
+                                    if config.encoder_transformer else None)
+        dim = config.encoder["dimension"]
+        stride = config.resample_stride
+        self.downsample = ConvDownsample1d(dim, stride, causal=config.causal) if stride > 1 else None
+        q = dict(config.quantizer)
+        self.quantizer = build_quantizer(q.pop("type"), **q)
+        self.upsample = (ConvTrUpsample1d(dim, stride, causal=config.causal,
+                                          depthwise=config.resample_depthwise_up)
+                         if stride > 1 else None)
+        self.decoder_transformer = (Transformer(**config.decoder_transformer)
+                                    if config.decoder_transformer else None)
+        self.decoder = _build(DECODERS, config.decoder, "decoder")
+        self.transform = (nn.Linear(self.quantizer.dim, config.semantic_dim)
+                          if config.semantic_dim else None)
+        self.hop_length = self.encoder.hop_length * stride
+        decoder_hop = getattr(self.decoder, "hop_length", self.encoder.hop_length) * stride
+        if decoder_hop != self.hop_length:
+            raise ValueError(f"decoder hop {decoder_hop} != encoder hop {self.hop_length}: the "
+                             "decoder must upsample each frame to exactly the samples it encodes")
+        self._n_q = config.default_n_q or self.quantizer.num_codebooks
+
+    # ---- metadata -------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def max_codebooks(self) -> int:
+        return self.quantizer.num_codebooks
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks used by ``encode`` when no ``n_q`` is given."""
+        return self._n_q
+
+    def set_num_codebooks(self, n_q: int) -> None:
+        self._n_q = self._check_n_q(n_q)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second at the active number of codebooks."""
+        return self.frame_rate * self.num_codebooks * math.log2(self.codebook_size)
+
+    @property
+    def is_causal(self) -> bool:
+        return self.config.causal
+
+    def num_frames(self, num_samples: int) -> int:
+        return math.ceil(num_samples / self.hop_length)
+
+    def _check_n_q(self, n_q: int | None) -> int:
+        n_q = self._n_q if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.max_codebooks:
+            raise ValueError(f"n_q must be between 1 and {self.max_codebooks} for this codec, got {n_q}")
+        return n_q
+
+    # ---- the pipeline -----------------------------------------------------------------------------
+    def _check_audio(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"codecs take mono audio shaped [B, 1, T], got {tuple(wav.shape)}; "
+                             "use audiotok.load(...).tokenize for other layouts")
+        if self.config.causal and not self.is_streaming:
+            # Pad to whole frames so every causal conv sees stride-aligned input (= streaming).
+            pad = -wav.shape[-1] % self.hop_length
+            if pad:
+                wav = nn.functional.pad(wav, (0, pad))
+        return wav
+
+    def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, T] -> [B, D, F]``: the continuous latent the quantizer sees."""
+        z = self.encoder(self._check_audio(wav))
+        if self.encoder_transformer is not None:
+            z = self.encoder_transformer(z)
+        if self.downsample is not None:
+            z = self.downsample(z)
+        return z
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """``[B, D, F] -> [B, 1, F * hop]``."""
+        if self.upsample is not None:
+            z = self.upsample(z)
+        if self.decoder_transformer is not None:
+            z = self.decoder_transformer(z)
+        return self.decoder(z)
+
+    def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """``[B, 1, T] -> codes [B, Q, ceil(T / hop)]`` (int64)."""
+        return self.quantizer.encode(self.encode_latent(wav), self._check_n_q(n_q))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, Q, F] -> [B, 1, F * hop]`` for any ``Q <= max_codebooks``."""
+        if codes.dim() != 3:
+            raise ValueError(f"codes must be [B, Q, F], got {tuple(codes.shape)}")
+        if codes.shape[1] > self.max_codebooks:
+            raise ValueError(f"got {codes.shape[1]} codebooks, this codec has {self.max_codebooks}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return self.decode_latent(self.quantizer.decode(codes))
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
+        """Training pass: reconstruction trimmed to the input length, codes, losses, metrics."""
+        length = wav.shape[-1]
+        latent = self.encode_latent(wav)
+        q: QuantizerOutput = self.quantizer(latent, None if n_q is None else self._check_n_q(n_q))
+        audio = self.decode_latent(q.quantized)[..., :length]
+        semantic = q.first_level
+        if self.transform is not None:
+            semantic = self.transform(semantic.transpose(1, 2)).transpose(1, 2)
+        return CodecOutput(audio=audio, codes=q.codes, commitment_loss=q.commitment_loss,
+                           semantic=semantic, latent=latent, metrics=q.metrics)
+
+    # ---- streaming --------------------------------------------------------------------------------
+    def start_streaming(self, batch_size: int) -> None:
+        if not self.config.causal:
+            raise RuntimeError(
+                f"codec {self.config.name!r} is not causal (it looks at future samples), so it "
+                "cannot stream exactly; use a causal codec such as 'mimi', or tokenize offline "
+                "(long audio is processed in overlapping chunks)")
+        super().start_streaming(batch_size)
+
+    def encode_step(self, chunk: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Inside ``with codec.streaming(B):`` — ``[B, 1, k·hop] -> codes [B, Q, k]``."""
+        if not self.is_streaming:
+            raise RuntimeError("encode_step needs `with codec.streaming(batch_size):`")
+        if chunk.shape[-1] % self.hop_length:
+            raise ValueError(f"streaming chunks must be whole frames of {self.hop_length} samples, "
+                             f"got {chunk.shape[-1]}")
+        return self.encode(chunk, n_q)
+
+    def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
+        """Inside ``with codec.streaming(B):`` — ``codes [B, Q, k] -> [B, 1, k·hop]``."""
+        if not self.is_streaming:
+            raise RuntimeError("decode_step needs `with codec.streaming(batch_size):`")
+        return self.decode(codes)
+
+    # ---- utilities --------------------------------------------------------------------------------
+    def fold_weight_norm(self) -> "Codec":
+        """Bake weight norm into plain weights (faster inference; cannot be undone)."""
+        fold_weight_norm(self)
+        return self
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (weights and codebook buffers)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory / "config.json")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"), metadata={"format": "audiotok"})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "Codec":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+        for p in (config_path, weights_path):
+            if not p.exists():
+                raise FileNotFoundError(f"{p} is missing: a saved codec folder holds config.json and "
+                                        "model.safetensors (written by Codec.save_pretrained)")
+        codec = cls(CodecConfig.load(config_path))
+        state = load_file(str(weights_path), device=str(map_location))
+        if any(".parametrizations." in k for k in codec.state_dict()) and not any(
+                ".parametrizations." in k for k in state):
+            codec.fold_weight_norm()  # saved after folding
+        load_state_strict(codec, state, source=str(weights_path))
+        return codec.to(map_location)
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists what does not match and says why."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        lines = [f"checkpoint {source} does not match the model's architecture:"]
+        if missing:
+            lines.append(f"  missing {len(missing)} keys, e.g. {missing[:3]}")
+        if unexpected:
+            lines.append(f"  unexpected {len(unexpected)} keys, e.g. {unexpected[:3]}")
+        for k in wrong[:3]:
+            lines.append(f"  {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+        lines.append("  check that the config belongs to this checkpoint (family, size, token rate)")
+        raise ValueError("\n".join(lines))
+    model.load_state_dict(state, strict=True)

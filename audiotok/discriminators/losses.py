@@ -1,0 +1,154 @@
+"""Adversarial and feature-matching losses, with the aggregation policies of the reference toolkits.
+
+Forms (``kind``), for a logit map D(.) averaged over its elements:
+
+* ``"lsgan"``: D: mean (1 - D(x))^2 + mean D(x̂)^2; G: mean (1 - D(x̂))^2  (HiFi-GAN, DAC, SpeechTokenizer, ESPnet)
+* ``"hinge"``: D: mean relu(1 - D(x)) + mean relu(1 + D(x̂)); G: mean relu(1 - D(x̂))  (EnCodec paper, Vocos)
+* ``"hinge_linear"``: D as hinge; G: -mean D(x̂)  (audiocraft's default ``hinge``)
+
+Sub-discriminator terms are summed (``reduction="sum"``) or averaged (``"mean"``). Loss scales differ
+a lot between these policies, so use one :class:`AdversarialLoss` preset with its matching weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KINDS = ("lsgan", "hinge", "hinge_linear")
+REDUCTIONS = ("mean", "sum")
+
+
+def _check(kind: str, *reductions: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown adversarial loss kind {kind!r}; use one of {KINDS}")
+    for reduction in reductions:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}; use one of {REDUCTIONS}")
+
+
+def _reduce(terms: list[Tensor], reduction: str) -> Tensor:
+    total = torch.stack(terms).sum()
+    return total / len(terms) if reduction == "mean" else total
+
+
+def discriminator_terms(real: Tensor, fake: Tensor, kind: str) -> tuple[Tensor, Tensor]:
+    """(real term, fake term) of the discriminator loss for one sub-discriminator's logits."""
+    if kind == "lsgan":
+        return (1 - real).square().mean(), fake.square().mean()
+    return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
+
+
+def discriminator_loss(real_logits: list[Tensor], fake_logits: list[Tensor], kind: str, reduction: str = "mean") -> Tensor:
+    """Discriminator loss over sub-discriminators (feed ``fake`` detached from the generator)."""
+    _check(kind, reduction)
+    terms = [sum(discriminator_terms(r, f, kind)) for r, f in zip(real_logits, fake_logits, strict=True)]
+    return _reduce(terms, reduction)
+
+
+def generator_adversarial_loss(fake_logits: list[Tensor], kind: str, reduction: str = "mean") -> Tensor:
+    """Generator's adversarial loss over sub-discriminators."""
+    _check(kind, reduction)
+    if kind == "lsgan":
+        terms = [(1 - f).square().mean() for f in fake_logits]
+    elif kind == "hinge":
+        terms = [F.relu(1 - f).mean() for f in fake_logits]
+    else:
+        terms = [-f.mean() for f in fake_logits]
+    return _reduce(terms, reduction)
+
+
+def feature_matching_loss(
+    real_fmaps: list[list[Tensor]],
+    fake_fmaps: list[list[Tensor]],
+    relative: bool = False,
+    layer_reduction: str = "mean",
+    disc_reduction: str = "mean",
+    scale: float = 1.0,
+    eps: float = 1e-8,
+) -> Tensor:
+    """L1 between real (detached) and fake feature maps, per layer ``mean |r - f|``.
+
+    ``relative`` divides each layer's term by ``mean |r|`` (EnCodec paper / AcademiCodec). Layers are
+    averaged or summed within a sub-discriminator, then sub-discriminators averaged or summed;
+    ``scale`` multiplies the result (SpeechTokenizer / HiFi-GAN: 2, summed).
+    """
+    _check("lsgan", layer_reduction, disc_reduction)
+    per_disc = []
+    for real_layers, fake_layers in zip(real_fmaps, fake_fmaps, strict=True):
+        layer_terms = []
+        for real, fake in zip(real_layers, fake_layers, strict=True):
+            real = real.detach()
+            term = (real - fake).abs().mean()
+            if relative:
+                term = term / real.abs().mean().clamp(min=eps)
+            layer_terms.append(term)
+        per_disc.append(_reduce(layer_terms, layer_reduction))
+    return scale * _reduce(per_disc, disc_reduction)
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One adversarial + feature-matching policy; presets reproduce the reference toolkits.
+
+    Discriminator feature maps exclude the final logits; ``fm_include_logits`` appends them to
+    feature matching (HiFi-GAN, Vocos and ESPnet do; audiocraft and DAC do not).
+    """
+
+    kind: str = "lsgan"
+    reduction: str = "sum"
+    fm_relative: bool = False
+    fm_layer_reduction: str = "sum"
+    fm_disc_reduction: str = "sum"
+    fm_include_logits: bool = False
+    fm_scale: float = 1.0
+
+    def __post_init__(self):
+        _check(self.kind, self.reduction, self.fm_layer_reduction, self.fm_disc_reduction)
+
+    @classmethod
+    def preset(cls, name: str) -> AdversarialLoss:
+        """By name: ``encodec``, ``encodec_paper``, ``dac``, ``speechtokenizer`` (= ``hifigan``), ``vocos``, ``espnet``."""
+        presets = {
+            # audiocraft: hinge with linear G term, averaged; plain L1 FM averaged over layers and discs.
+            "encodec": cls("hinge_linear", "mean", False, "mean", "mean", False, 1.0),
+            # EnCodec paper / AcademiCodec: hinge, relative FM averaged.
+            "encodec_paper": cls("hinge", "mean", True, "mean", "mean", False, 1.0),
+            # DAC: LSGAN summed; FM summed over layers except logits and over discs.
+            "dac": cls("lsgan", "sum", False, "sum", "sum", False, 1.0),
+            # HiFi-GAN / HiFi-Codec / SpeechTokenizer: LSGAN summed; FM x2 summed, final outputs included.
+            "speechtokenizer": cls("lsgan", "sum", False, "sum", "sum", True, 2.0),
+            # Vocos / WavTokenizer MPD+MRD: hinge averaged; FM summed over layers, averaged over discs.
+            "vocos": cls("hinge", "mean", False, "sum", "mean", True, 1.0),
+            # ESPnet gan_codec: LSGAN summed; FM summed over layers including final outputs.
+            "espnet": cls("lsgan", "sum", False, "sum", "sum", True, 1.0),
+        }
+        presets["hifigan"] = presets["speechtokenizer"]
+        if name not in presets:
+            raise ValueError(f"unknown adversarial loss preset {name!r}; available: {sorted(presets)}")
+        return presets[name]
+
+    def discriminator_loss(self, real_logits: list[Tensor], fake_logits: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """D loss on ``disc(real)`` and ``disc(fake.detach())`` logits; also ``{"d_real", "d_fake"}`` for logging."""
+        real_terms, fake_terms = zip(
+            *(discriminator_terms(r, f, self.kind) for r, f in zip(real_logits, fake_logits, strict=True))
+        )
+        d_real, d_fake = _reduce(list(real_terms), self.reduction), _reduce(list(fake_terms), self.reduction)
+        return d_real + d_fake, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+
+    def generator_losses(
+        self, real: tuple[list[Tensor], list[list[Tensor]]], fake: tuple[list[Tensor], list[list[Tensor]]]
+    ) -> tuple[Tensor, Tensor]:
+        """(adversarial, feature matching) from the discriminator outputs on real and generated audio."""
+        (real_logits, real_fmaps), (fake_logits, fake_fmaps) = real, fake
+        adversarial = generator_adversarial_loss(fake_logits, self.kind, self.reduction)
+        if self.fm_include_logits:
+            real_fmaps = [fm + [lg] for fm, lg in zip(real_fmaps, real_logits, strict=True)]
+            fake_fmaps = [fm + [lg] for fm, lg in zip(fake_fmaps, fake_logits, strict=True)]
+        feature = feature_matching_loss(
+            real_fmaps, fake_fmaps, self.fm_relative, self.fm_layer_reduction, self.fm_disc_reduction, self.fm_scale
+        )
+        return adversarial, feature

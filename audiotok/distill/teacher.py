@@ -1,0 +1,138 @@
+"""The teacher contract, teacher specs (``"hubert:/path@avg"``, ``"phones"``) and ``build_teacher``.
+
+A teacher is a frozen module that turns audio at its own ``sample_rate`` into features
+``[B, D, T_teacher]`` at a known ``frame_rate``. ``config_dict()`` identifies it exactly (weights
+fingerprint, layer, dtype, ...) so a feature cache built with one teacher is never read as another.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+from torch import nn
+
+TEACHER_KINDS = ("hubert", "wavlm", "hf", "phones")
+
+
+class Teacher(nn.Module):
+    """Frozen feature extractor: ``forward(wav[B, 1, T], lengths=None) -> [B, D, T_teacher]``.
+
+    Subclasses set ``sample_rate`` (Hz, int), ``frame_rate`` (Hz, exact ``Fraction``), ``dim`` and
+    ``output`` (``"features"``: float features; ``"labels"``: the cache stores class ids ``[1, T]``).
+    """
+
+    sample_rate: int
+    frame_rate: Fraction
+    dim: int
+    output: str = "features"
+
+    def freeze(self) -> None:
+        """Eval mode and no gradients, for good: ``train()`` cannot switch a teacher back."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> "Teacher":  # noqa: ARG002 - a teacher always stays in eval mode
+        return super().train(False)
+
+    def config_dict(self) -> dict:
+        raise NotImplementedError
+
+    def config_hash(self) -> str:
+        return config_hash(self.config_dict())
+
+
+def config_hash(config: dict) -> str:
+    """Stable short hash of a teacher's ``config_dict`` (the cache key's teacher half)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A parsed teacher spec. String form: ``phones`` or ``KIND:SOURCE[@LAYER]`` with KIND in
+    hubert / wavlm / hf (kind from the model's config), SOURCE a folder or hub id, LAYER ``avg``
+    (mean of all hidden states, SpeechTokenizer's release) or an int (``9``: SpeechTokenizer paper's
+    best text alignment; ``-1``: last). Dict form: the same fields plus ``dtype`` (float32/bfloat16).
+    """
+
+    kind: str
+    source: str = ""
+    layer: int | str = "avg"
+    dtype: str = "float32"
+
+    @classmethod
+    def parse(cls, spec: "str | dict | TeacherSpec") -> "TeacherSpec":
+        if isinstance(spec, TeacherSpec):
+            return spec
+        if isinstance(spec, dict):
+            fields = dict(spec)
+            if "layer" in fields:
+                fields["layer"] = _parse_layer(str(fields["layer"]))
+            return cls(**fields)._checked()
+        text = spec.strip()
+        if text == "phones":
+            return cls(kind="phones")
+        kind, sep, rest = text.partition(":")
+        if not sep or not rest:
+            raise ValueError(
+                f"bad teacher spec {spec!r}: use 'phones' or 'KIND:SOURCE[@LAYER]', e.g. "
+                "'hubert:/models/hubert-base-ls960@avg' or 'wavlm:microsoft/wavlm-large@-1'"
+            )
+        source, layer = rest, "avg"
+        head, at, tail = rest.rpartition("@")
+        if at and _is_layer(tail):
+            source, layer = head, _parse_layer(tail)
+        return cls(kind=kind, source=source, layer=layer)._checked()
+
+    def _checked(self) -> "TeacherSpec":
+        if self.kind not in TEACHER_KINDS:
+            raise ValueError(f"unknown teacher kind {self.kind!r}; choose one of {TEACHER_KINDS}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"teacher dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.kind != "phones" and not self.source:
+            raise ValueError(f"teacher kind {self.kind!r} needs a SOURCE (folder or hub id)")
+        return self
+
+
+def _is_layer(text: str) -> bool:
+    return text == "avg" or text.lstrip("-").isdigit()
+
+
+def _parse_layer(text: str) -> int | str:
+    if not _is_layer(text):
+        raise ValueError(f"teacher layer must be 'avg' or an integer, got {text!r}")
+    return text if text == "avg" else int(text)
+
+
+def teacher_config(spec: "str | dict | TeacherSpec") -> dict:
+    """The ``config_dict`` a teacher built from ``spec`` would have, without loading its weights."""
+    parsed = TeacherSpec.parse(spec)
+    if parsed.kind == "phones":
+        from audiotok.distill.phone_teacher import phone_teacher_config
+
+        return phone_teacher_config()
+    from audiotok.distill.hf_teacher import hf_teacher_config
+
+    return hf_teacher_config(parsed)
+
+
+def build_teacher(spec: "str | dict | TeacherSpec", **overrides) -> Teacher:
+    """Build a frozen teacher from a spec; ``overrides`` replace spec fields (e.g. ``dtype="bfloat16"``)."""
+    parsed = TeacherSpec.parse(spec)
+    if overrides:
+        parsed = TeacherSpec.parse({**parsed.__dict__, **overrides})
+    if parsed.kind == "phones":
+        from audiotok.distill.phone_teacher import PhoneTeacher
+
+        return PhoneTeacher()
+    from audiotok.distill.hf_teacher import HFTeacher
+
+    return HFTeacher(parsed.source, layer=parsed.layer, dtype=parsed.dtype, kind=parsed.kind)
+
+
+def dtype_from_name(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
