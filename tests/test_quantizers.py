@@ -445,11 +445,14 @@ def _distributed_worker(rank: int, world_size: int, init_file: str, result_dir: 
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     torch.manual_seed(rank)  # different data and different random draws on each rank
-    rvq = small_rvq(n_q=2, threshold_ema_dead_code=3.0)
-    rvq.train()
-    for _ in range(3):
-        rvq(torch.randn(2, DIM, FRAMES))
-    torch.save(rvq.state_dict(), os.path.join(result_dir, f"rank{rank}.pt"))
+    states = {}
+    for threshold in (0.0, 3.0):  # 0: only the EMA all-reduce keeps ranks equal; 3: replacements too
+        rvq = small_rvq(n_q=2, threshold_ema_dead_code=threshold)
+        rvq.train()
+        for _ in range(3):
+            rvq(torch.randn(2, DIM, FRAMES))
+        states[threshold] = rvq.state_dict()
+    torch.save(states, os.path.join(result_dir, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
@@ -458,8 +461,9 @@ def test_distributed_ranks_stay_identical():
 
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(_distributed_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
-        state0 = torch.load(os.path.join(tmp, "rank0.pt"))
-        state1 = torch.load(os.path.join(tmp, "rank1.pt"))
-    assert state0["layers.0.codebook.initialized"].item() == 1.0
-    for key in state0:
-        assert torch.equal(state0[key], state1[key]), key
+        states0 = torch.load(os.path.join(tmp, "rank0.pt"))
+        states1 = torch.load(os.path.join(tmp, "rank1.pt"))
+    for threshold, state0 in states0.items():
+        assert state0["layers.1.codebook.initialized"].item() == 1.0
+        for key in state0:
+            assert torch.equal(state0[key], states1[threshold][key]), (threshold, key)

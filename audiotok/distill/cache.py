@@ -193,7 +193,7 @@ def teacher_output(teacher: Teacher, wav: torch.Tensor, text: str | None, name: 
                 "with a 'text' column (or audio files with .txt sidecars)"
             )
         return teacher.labels(wav[None], [text])[0][None].to(torch.int16)
-    return teacher(wav[None])[0].float()
+    return teacher(wav[None].to(teacher.device))[0].float().cpu()
 
 
 def build_cache(

@@ -38,6 +38,11 @@ class Teacher(nn.Module):
     def train(self, mode: bool = True) -> "Teacher":  # noqa: ARG002 - a teacher always stays in eval mode
         return super().train(False)
 
+    @property
+    def device(self) -> torch.device:
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
     def config_dict(self) -> dict:
         raise NotImplementedError
 
