@@ -86,10 +86,15 @@ class CodecConfig:
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes) -> "CodecConfig":
-        """A copy with some fields changed (nested dicts are merged one level deep)."""
+        """A copy with some fields changed.
+
+        A nested part dict is merged into the current one (``quantizer={"codebook_size": 128}``),
+        unless it names another ``type``, which swaps the part whole.
+        """
         data = self.to_dict()
         for key, value in changes.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
+            old = data.get(key)
+            if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value

@@ -6,7 +6,7 @@ each family's structure for tests, demos and CI recipes.
 
 Measured trainable parameters (weight norm counts its ``g`` vectors):
 speechtokenizer 103,675,586 (= reference); mimi 79,308,609 with folded weights as released
-(training with weight norm adds 16,065 ``g`` parameters); wavtokenizer-40 72,111,714 and
+(training with weight norm adds 8,321 ``g`` parameters: 79,316,930); wavtokenizer-40 72,111,714 and
 wavtokenizer-75 71,750,146 generator parameters actually used by the forward pass (the reference also
 stores an unused 8.8 M SEANet decoder, which we do not build).
 """

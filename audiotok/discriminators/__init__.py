@@ -5,6 +5,7 @@ Every discriminator maps ``wav[B, 1, T]`` to ``(logits, feature_maps)``, one ent
 
 from audiotok.discriminators.base import Discriminator, remove_dc_and_peak_normalize
 from audiotok.discriminators.combined import (
+    DISCRIMINATOR_PRESETS,
     DISCRIMINATORS,
     CombinedDiscriminator,
     build_discriminator,
@@ -22,6 +23,7 @@ from audiotok.discriminators.msd import MultiScaleDiscriminator
 from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator
 
 __all__ = [
+    "DISCRIMINATOR_PRESETS",
     "DISCRIMINATORS",
     "AdversarialLoss",
     "CombinedDiscriminator",

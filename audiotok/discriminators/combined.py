@@ -21,6 +21,15 @@ DISCRIMINATORS: dict[str, type[Discriminator]] = {
     "mbstft": MultiBandSTFTDiscriminator,
 }
 
+# Discriminator sets of the reference recipes; pair each with ``AdversarialLoss.preset(same name)``.
+# WavTokenizer trains against both "vocos" (hinge) and "dac" (LSGAN) sets, each with its own loss.
+DISCRIMINATOR_PRESETS: dict[str, dict[str, dict]] = {
+    "encodec": {"msstft": {"negative_slope": 0.3}},  # audiocraft config; Mimi's baseline too
+    "speechtokenizer": {"mpd": {}, "msd": {}, "msstft": {}},  # HiFi-Codec set
+    "dac": {"mpd": {"peak_normalize": True}, "mbstft": {"peak_normalize": True}},
+    "vocos": {"mpd": {}, "mrd": {}},
+}
+
 
 class CombinedDiscriminator(Discriminator):
     """Concatenates the sub-discriminator outputs of named families, in insertion order.
@@ -60,15 +69,16 @@ def build_discriminator(name: str, **kwargs) -> Discriminator:
 
 
 def build_discriminators(
-    spec: Sequence[str] | Mapping[str, Mapping | None], width: float | None = None
+    spec: str | Sequence[str] | Mapping[str, Mapping | None], width: float | None = None
 ) -> CombinedDiscriminator:
-    """Build a :class:`CombinedDiscriminator` from ``["mpd", "msd"]`` or ``{"mpd": {...}, "mrd": None}``.
+    """Build a :class:`CombinedDiscriminator` from ``["mpd", "msd"]``, ``{"mpd": {...}, "mrd": None}``
+    or a preset name from :data:`DISCRIMINATOR_PRESETS` (``"dac"``, ``"speechtokenizer"``, ...).
 
     ``width``, if given, is the default channel multiplier of every family (tiny models: e.g. 1/16);
     a family's own ``width`` kwarg wins.
     """
     if isinstance(spec, str):
-        spec = [spec]
+        spec = DISCRIMINATOR_PRESETS.get(spec, [spec])
     items = spec.items() if isinstance(spec, Mapping) else ((name, None) for name in spec)
     families = {}
     for name, kwargs in items:

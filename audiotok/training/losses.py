@@ -147,8 +147,8 @@ def multi_resolution_stft_distance(
     pred, target = cut_to_shorter(pred, target)
     sc, log_mag = pred.new_zeros(()), pred.new_zeros(())
     for n_fft, hop, win in resolutions:
-        mag_pred = stft(pred, n_fft, hop, win).abs().square().clamp(min=eps).sqrt()
-        mag_target = stft(target, n_fft, hop, win).abs().square().clamp(min=eps).sqrt()
+        mag_pred = stft(pred, n_fft, hop, win).abs().clamp(min=eps**0.5)
+        mag_target = stft(target, n_fft, hop, win).abs().clamp(min=eps**0.5)
         sc = sc + torch.linalg.vector_norm(mag_target - mag_pred) / torch.linalg.vector_norm(mag_target).clamp(min=eps)
         log_mag = log_mag + F.l1_loss(mag_pred.log(), mag_target.log())
     return {"spectral_convergence": sc / len(resolutions), "log_magnitude": log_mag / len(resolutions)}

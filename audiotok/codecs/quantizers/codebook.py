@@ -41,7 +41,8 @@ def _is_distributed() -> bool:
 def _average_across_ranks(*tensors: torch.Tensor) -> None:
     if _is_distributed():
         for tensor in tensors:
-            pass
+            distributed.all_reduce(tensor, op=distributed.ReduceOp.SUM)
+            tensor /= distributed.get_world_size()
 
 
 def _broadcast_from_rank0(*tensors: torch.Tensor) -> None:
@@ -77,7 +78,8 @@ def kmeans(frames: torch.Tensor, num_clusters: int, iters: int) -> tuple[torch.T
         sizes = code_usage(assignment, num_clusters)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, frames)
         empty = sizes == 0
-        centroids = torch.where(empty[:, None], _sample_frames(frames, num_clusters), sums / sizes.clamp_min(1)[:, None])
+        means = sums / sizes.clamp_min(1)[:, None]
+        centroids = torch.where(empty[:, None], _sample_frames(frames, num_clusters), means)
     return centroids, sizes
 
 
@@ -119,7 +121,8 @@ class EuclideanCodebook(nn.Module):
             embed = torch.zeros(codebook_size, dim)
         else:
             embed = nn.init.kaiming_uniform_(torch.empty(codebook_size, dim))
-        # Without k-means, counts start at 1 so embed_avg / cluster_size == embed from the first update.
+        # Without k-means, counts start at 1 so embed_avg / cluster_size == embed from the first update
+        # (with the default threshold 2 every unused code is then replaced by a batch frame at once).
         self.register_buffer("initialized", torch.tensor([0.0 if kmeans_init else 1.0]))
         self.register_buffer("cluster_size", torch.zeros(codebook_size) if kmeans_init else torch.ones(codebook_size))
         self.register_buffer("embed", embed)

@@ -55,7 +55,9 @@ class ResidualVQ(Quantizer):
         if n_q < 1:
             raise ValueError(f"ResidualVQ needs n_q >= 1 levels, got {n_q}.")
         if commitment_reduction not in COMMITMENT_REDUCTIONS:
-            raise ValueError(f"commitment_reduction must be one of {COMMITMENT_REDUCTIONS}, got {commitment_reduction!r}.")
+            raise ValueError(
+                f"commitment_reduction must be one of {COMMITMENT_REDUCTIONS}, got {commitment_reduction!r}."
+            )
         codebook_dim = codebook_dim or dim
         project = force_projection or codebook_dim != dim
         self._dim = dim

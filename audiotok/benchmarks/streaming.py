@@ -1,0 +1,225 @@
+"""Streaming benchmark: full-size Mimi, ours vs moshi's own streaming, in the same run.
+
+For each thread count, both implementations stream the same audio frame by frame (80 ms, encode then
+decode, as a full-duplex model does) and we report per-frame latency (mean / p50 / p95 / max ms) and
+the real-time factor RTF = compute time / audio time (< 1 keeps up with real time).
+
+Exactness column: on ``--drift-seconds`` of audio (past Mimi's 10-s transformer context), each
+implementation's frame-by-frame encode and decode is compared with its own offline pass; we report
+code mismatches and the max absolute audio difference before and after 10 s. moshi's ring KV cache
+holds ``context`` keys while two transformer steps go in per frame, so it drops a key the first step
+still needs once the context is full; ours keeps ``context - 1`` past keys plus the fed steps.
+
+Weights are random (no hub downloads). So that codes and transformers matter, codebooks get random
+centroids with real spread and LayerScale is raised to 0.5 in both.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+
+MOSHI_INSTALL = ("pip install --no-deps -c .ci/constraints.txt moshi==0.2.13 && "
+                 "pip install -c .ci/constraints.txt sentencepiece sphn")
+
+
+# ---- random weights with real spread ---------------------------------------------------------------
+
+@torch.no_grad()
+def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.5, seed: int = 0):
+    """Make a randomly initialised codec's codes non-trivial (in place; returns it in eval mode).
+
+    Raises every LayerScale to ``layer_scale`` so the transformers change the latent, then fills
+    every codebook with random centroids at the scale of the frames it receives (measured with a
+    hook on one offline pass over noise), marked initialised. k-means on a short noise batch would
+    not do at full size: with fewer frames than 2048 codes it memorises them and leaves every
+    deeper level a zero residual. Used by the streaming tests and this benchmark.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in codec.modules():
+        if type(module).__name__ == "LayerScale":
+            module.scale.fill_(layer_scale)
+    codec.eval()
+    codebooks = [m for m in codec.modules() if hasattr(m, "embed") and hasattr(m, "initialized")]
+    scales: dict = {}
+
+    def record(module, inputs):
+        frames = inputs[0].float()
+        scales[module] = (frames.mean(0), frames.std(0))
+
+    hooks = [m.register_forward_pre_hook(record) for m in codebooks]
+    try:
+        noise = 0.3 * torch.randn(1, 1, int(seconds * codec.sample_rate), generator=generator)
+        codec.quantizer(codec.encode_latent(noise), codec.max_codebooks)  # eval: learns nothing
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for module in codebooks:
+        mean, std = scales[module]
+        embed = mean + std * torch.randn(module.embed.shape, generator=generator)
+        module.embed.copy_(embed)
+        module.embed_avg.copy_(embed)
+        module.cluster_size.fill_(1.0)
+        module.initialized.fill_(1.0)
+    return codec
+
+
+def build_ours(n_q: int):
+    from audiotok.codecs import build_codec
+
+    codec = randomize_for_streaming(build_codec("mimi").fold_weight_norm())
+    codec.set_num_codebooks(n_q)
+    return codec
+
+
+def build_moshi(n_q: int, layer_scale: float = 0.5, seed: int = 0):
+    """moshi's Mimi with random weights, random codebook centroids and LayerScale ``layer_scale``."""
+    try:
+        from moshi.models import loaders
+    except ImportError as err:
+        raise RuntimeError(f"moshi is not installed ({err}); install it with: {MOSHI_INSTALL}") from err
+    torch.manual_seed(seed)
+    mimi = loaders.get_mimi(None, device="cpu", num_codebooks=n_q).eval()
+    with torch.no_grad():
+        for module in mimi.modules():
+            if type(module).__name__ == "LayerScale":
+                module.scale.fill_(layer_scale)
+            if hasattr(module, "embedding_sum") and hasattr(module, "cluster_usage"):
+                module.embedding_sum.normal_()
+                module.cluster_usage.fill_(1.0)
+                module._initialized.fill_(1.0)
+    return mimi
+
+
+# ---- one interface over both implementations --------------------------------------------------------
+
+@dataclass
+class Implementation:
+    """Offline and streaming entry points of one Mimi implementation (``[B, 1, T]`` / ``[B, Q, F]``)."""
+
+    name: str
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    decode: Callable[[torch.Tensor], torch.Tensor]
+    streaming: Callable[[], ContextManager]  # opens one stream
+    encode_step: Callable[[torch.Tensor], torch.Tensor]
+    decode_step: Callable[[torch.Tensor], torch.Tensor]
+    frame_size: int = 1920
+    sample_rate: int = 24000
+
+
+def ours(n_q: int) -> Implementation:
+    from audiotok.tokenizers.streaming import Stream
+
+    codec = build_ours(n_q)
+    holder: dict = {}
+
+    @contextmanager
+    def streaming():
+        with Stream(codec, 1, n_q) as stream:
+            holder["stream"] = stream
+            yield
+
+    return Implementation("audiotok", lambda w: codec.encode(w, n_q), codec.decode, streaming,
+                          lambda c: holder["stream"].encode_step(c),
+                          lambda c: holder["stream"].decode_step(c), codec.hop_length, codec.sample_rate)
+
+
+def moshi(n_q: int) -> Implementation:
+    mimi = build_moshi(n_q)
+    return Implementation("moshi 0.2.13", mimi.encode, mimi.decode, lambda: mimi.streaming(1),
+                          mimi.encode, mimi.decode, mimi.frame_size, int(mimi.sample_rate))
+
+
+# ---- measurements ----------------------------------------------------------------------------------
+
+@torch.no_grad()
+def frame_latencies(impl: Implementation, wav: torch.Tensor, warmup: int = 3) -> list[float]:
+    """Seconds per 80-ms frame for streaming encode + decode of ``wav [1, 1, T]`` (after warm-up)."""
+    hop = impl.frame_size
+    times = []
+    with impl.streaming():
+        for i in range(wav.shape[-1] // hop):
+            start = time.perf_counter()
+            impl.decode_step(impl.encode_step(wav[..., i * hop:(i + 1) * hop]))
+            times.append(time.perf_counter() - start)
+    return times[warmup:]
+
+
+def latency_row(impl: Implementation, wav: torch.Tensor, threads: int) -> dict:
+    times_ms = sorted(1000 * t for t in frame_latencies(impl, wav))
+    frame_ms = 1000 * impl.frame_size / impl.sample_rate
+    mean = statistics.fmean(times_ms)
+    return {"impl": impl.name, "threads": threads, "frames": len(times_ms),
+            "mean ms": mean, "p50 ms": times_ms[len(times_ms) // 2],
+            "p95 ms": times_ms[min(len(times_ms) - 1, int(0.95 * len(times_ms)))],
+            "max ms": times_ms[-1], "RTF": mean / frame_ms}
+
+
+@torch.no_grad()
+def drift(impl: Implementation, wav: torch.Tensor, context_seconds: float = 10.0) -> dict:
+    """Frame-by-frame vs offline for one implementation: codes and audio, before/after the context."""
+    hop = impl.frame_size
+    frames = wav.shape[-1] // hop
+    codes = impl.encode(wav)
+    decoded = impl.decode(codes)
+    with impl.streaming():
+        streamed_codes = torch.cat([impl.encode_step(wav[..., i * hop:(i + 1) * hop])
+                                    for i in range(frames)], dim=-1)
+    with impl.streaming():
+        streamed_audio = torch.cat([impl.decode_step(codes[..., i:i + 1]) for i in range(frames)], dim=-1)
+    cut_frame = int(context_seconds * impl.sample_rate / hop)
+    cut_sample = cut_frame * hop
+    audio_diff = (streamed_audio - decoded).abs()[0, 0]
+    mismatch = streamed_codes != codes
+    return {"codes ≠ before 10 s": int(mismatch[..., :cut_frame].sum()),
+            "codes ≠ after 10 s": int(mismatch[..., cut_frame:].sum()),
+            "max |Δaudio| before 10 s": float(audio_diff[:cut_sample].max()),
+            "max |Δaudio| after 10 s": float(audio_diff[cut_sample:].max())}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch CPU thread counts to measure (default: 1 2)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="audio streamed per latency run")
+    parser.add_argument("--drift-seconds", type=float, default=15.0,
+                        help="audio for the offline-vs-streaming column; > 10 s to pass the context "
+                             "(0 skips it)")
+    parser.add_argument("--n-q", type=int, default=32, help="codebooks encoded per frame (default 32)")
+    parser.add_argument("--skip-moshi", action="store_true", help="measure only audiotok")
+    parser.add_argument("--out", default="bench_out/streaming.json", help="JSON results file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .results import emit
+
+    torch.manual_seed(0)
+    impls = [ours(args.n_q)] + ([] if args.skip_moshi else [moshi(args.n_q)])
+    sample_rate = impls[0].sample_rate
+    wav = 0.3 * torch.randn(1, 1, int(args.seconds * sample_rate))
+    drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * sample_rate))
+    rows = []
+    original_threads = torch.get_num_threads()
+    try:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for impl in impls:
+                rows.append(latency_row(impl, wav, threads))
+        torch.set_num_threads(max(args.threads))
+        if args.drift_seconds > 0:
+            for impl in impls:
+                found = drift(impl, drift_wav)
+                for row in rows:
+                    if row["impl"] == impl.name:
+                        row.update(found)
+    finally:
+        torch.set_num_threads(original_threads)
+    emit(f"Streaming full-size Mimi on CPU: per 80-ms frame encode + decode, {args.n_q} codebooks "
+         f"(RTF < 1 is faster than real time; drift over {args.drift_seconds:g} s)",
+         rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
+                                "n_q": args.n_q, "weights": "random, codebooks spread, LayerScale 0.5"})
+    return 0

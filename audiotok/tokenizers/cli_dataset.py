@@ -1,0 +1,78 @@
+"""``audiotok tokenize-dataset SOURCE -o OUT``: a corpus → resumable Parquet shards for speech LMs.
+
+SOURCE: a ``.jsonl`` manifest, a folder with ``manifest.jsonl`` (``--split`` picks a split), a folder
+of audio, a LibriSpeech tree, or a Hugging Face dataset saved with ``save_to_disk`` (``--hf-split``
+/ ``--audio-column`` for ``load_dataset`` names). Re-run the same command after an interruption to
+finish the missing shards. ``--flatten`` adds a ``tokens`` column for LLMs (Llasa layout with
+``--llasa-text-vocab 128256``). ``--num-proc N`` runs shards in N processes via ``datasets.map``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audiotok.tokenizers.cli_tokenize import add_model_arguments, load_tokenizer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="manifest, corpus/audio folder, LibriSpeech tree or saved HF dataset")
+    parser.add_argument("-o", "--output", required=True, help="folder for shard-*.parquet and progress.json")
+    parser.add_argument("--split", default=None, help="manifest split to tokenize (e.g. train)")
+    parser.add_argument("--hf-split", default=None,
+                        help="SOURCE is a datasets.load_dataset name; tokenize this split of it")
+    parser.add_argument("--audio-column", default="audio", help="audio column of a HF dataset")
+    parser.add_argument("--shard-size", type=int, default=1000, help="items per shard (default 1000)")
+    parser.add_argument("--num-proc", type=int, default=1, help="worker processes (datasets.map)")
+    add_model_arguments(parser)
+    flat = parser.add_argument_group("LLM tokens (a 'tokens' column)")
+    flat.add_argument("--flatten", action="store_true", help="add flat token ids")
+    flat.add_argument("--offset", type=int, default=0, help="id of code 0 of level 0 (default 0)")
+    flat.add_argument("--llasa-text-vocab", type=int, default=None,
+                      help="Llasa layout: offset = this text vocab size + 8 specials")
+    flat.add_argument("--order", choices=("frame", "codebook"), default="frame",
+                      help="interleave levels per frame, or one level after another")
+    flat.add_argument("--bos", type=int, default=None, help="token id put before the codes")
+    flat.add_argument("--eos", type=int, default=None, help="token id put after the codes")
+
+
+def open_source(args: argparse.Namespace):
+    """The path, or a ``datasets.Dataset`` for saved / named Hugging Face datasets."""
+    path = Path(args.source)
+    if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
+        import datasets
+
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            if args.hf_split is None:
+                raise SystemExit(f"error: {path} holds splits {list(ds)}; pick one with --hf-split")
+            ds = ds[args.hf_split]
+        return ds
+    if args.hf_split is not None:
+        import datasets
+
+        return datasets.load_dataset(args.source, split=args.hf_split)
+    return args.source
+
+
+def run(args: argparse.Namespace) -> int:
+    from audiotok.tokenizers.dataset import tokenize_dataset
+    from audiotok.tokenizers.flatten import FlattenSpec, llasa_offset
+
+    tok = load_tokenizer(args)
+    spec = None
+    if args.flatten or args.llasa_text_vocab is not None:
+        offset = llasa_offset(args.llasa_text_vocab) if args.llasa_text_vocab is not None else args.offset
+        spec = FlattenSpec(tok.codebook_size, offset, args.order, args.bos, args.eos)
+    source = open_source(args)
+    extra = {"audio_column": args.audio_column} if not isinstance(source, str) else {}
+    summary = tokenize_dataset(source, args.output, tok, shard_size=args.shard_size, split=args.split,
+                               flatten=spec, num_proc=args.num_proc, **extra)
+    print(f"{summary['rows']} items in {summary['shards']} shards under {summary['output']} "
+          f"({tok.num_codebooks} × {tok.codebook_size} codes at {tok.frame_rate:g} Hz)", file=sys.stderr)
+    if spec is not None:
+        print(f"tokens: ids {spec.offset}..{spec.vocab_end(tok.num_codebooks) - 1}, order {spec.order}",
+              file=sys.stderr)
+    for path, problem in summary["failed"].items():
+        print(f"  skipped {path}: {problem}", file=sys.stderr)
+    return 1 if summary["failed"] else 0

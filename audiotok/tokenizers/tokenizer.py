@@ -1,0 +1,356 @@
+"""`Tokenizer`: audio in any common form → codes ``[B, Q, F]`` and back, exactly per item.
+
+What it adds on top of :class:`~audiotok.codecs.Codec`:
+
+* **Inputs**: a tensor or array ``[T]``, ``[C, T]`` or ``[B, C, T]``, a path, or a list of paths /
+  arrays of different lengths. Channels are averaged, audio is resampled to the codec's rate
+  (``sample_rate=None`` means the audio already is at ``tok.sample_rate``).
+* **Batching that never changes an item's codes.** A causal codec never looks ahead, so right zero
+  padding cannot touch the frames of the real audio: items of any lengths share a batch. A non-causal
+  codec (reflect padding, BiLSTM, Vocos attention) sees the padding, so only items of *equal length*
+  share a batch; the rest run one length-group at a time. Either way the codes of an item equal
+  those of encoding it alone.
+* **Long audio in bounded memory** (longer than ``chunk_seconds``): a causal codec streams through
+  ``codec.streaming(1)`` in whole-frame chunks, which is exact; a non-causal codec encodes overlapping
+  windows and keeps each window's central frames (``context_seconds`` on each side), which is
+  *approximate*: frames near a window edge may differ from encoding the whole file at once.
+  Decoding long code sequences works the same way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from audiotok.codecs.codec import Codec
+from audiotok.data.audio_io import AudioError, from_array, load_audio
+
+# Chunking defaults: bounded memory for hour-long files at little cost for normal utterances.
+DEFAULT_CHUNK_SECONDS = 30.0
+DEFAULT_CONTEXT_SECONDS = 2.0
+
+
+@dataclass
+class TokenizedAudio:
+    """``codes [B, Q, F]`` int64 (zero after each item's end), ``lengths [B]`` valid frames,
+    ``num_samples [B]`` input samples at ``sample_rate`` (so decoding trims to the exact length)."""
+
+    codes: torch.Tensor
+    lengths: torch.Tensor
+    num_samples: torch.Tensor
+    sample_rate: int
+    frame_rate: float
+
+    def __len__(self) -> int:
+        return self.codes.shape[0]
+
+    def unbatch(self) -> list[torch.Tensor]:
+        """Each item's codes ``[Q, F_i]`` without padding."""
+        return [c[:, :n] for c, n in zip(self.codes, self.lengths.tolist())]
+
+
+@dataclass
+class DetokenizedAudio:
+    """``audio [B, 1, T]`` (zero after each item's end), ``lengths [B]`` samples, ``sample_rate``."""
+
+    audio: torch.Tensor
+    lengths: torch.Tensor
+    sample_rate: int
+
+    def __len__(self) -> int:
+        return self.audio.shape[0]
+
+    def unbatch(self) -> list[torch.Tensor]:
+        """Each item's audio ``[1, T_i]``."""
+        return [a[:, :n] for a, n in zip(self.audio, self.lengths.tolist())]
+
+
+def pad_stack(items: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack ``[..., L_i]`` tensors into ``[B, ..., L_max]`` with zeros after each one's end."""
+    longest = max(t.shape[-1] for t in items)
+    out = items[0].new_zeros(len(items), *items[0].shape[:-1], longest)
+    for i, t in enumerate(items):
+        out[i, ..., : t.shape[-1]] = t
+    return out
+
+
+def _check_layout(array: np.ndarray, name: str) -> None:
+    """Reject the classic ``[T, C]`` mix-up (soundfile's layout) before it becomes 48000 channels."""
+    if array.ndim >= 2 and array.shape[-2] > 16 and array.shape[-1] <= 16:
+        raise AudioError(name, f"shape {tuple(array.shape)} looks like [T, C] (time first); "
+                               "pass channels first, e.g. array.T")
+
+
+class Tokenizer:
+    """Wraps a :class:`Codec` for inference: ``tokenize`` / ``detokenize`` plus metadata.
+
+    ``n_q``: codebooks to use (default: the codec's default, e.g. Mimi's 8 of 32).
+    ``semantic_only``: only the first codebook (SpeechTokenizer / Mimi: the distilled semantic level).
+    ``device`` / ``dtype``: where and in what precision the codec runs.
+    ``fold_weight_norm``: bake weight norm into plain weights (faster; the codec is changed in place).
+    ``batch_size``: items encoded together; ``chunk_seconds`` / ``context_seconds``: long-audio chunking.
+    """
+
+    def __init__(self, codec: Codec, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, n_q: int | None = None,
+                 semantic_only: bool = False, fold_weight_norm: bool = False, batch_size: int = 16,
+                 chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+                 context_seconds: float = DEFAULT_CONTEXT_SECONDS, source: str | None = None):
+        if fold_weight_norm:
+            codec.fold_weight_norm()
+        self.codec = codec.eval().to(device=device, dtype=dtype)
+        if semantic_only:
+            n_q = 1
+        if n_q is not None:
+            self.codec.set_num_codebooks(n_q)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if chunk_seconds is not None and chunk_seconds <= 0:
+            raise ValueError(f"chunk_seconds must be positive (or None for no chunking), got {chunk_seconds}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.chunk_seconds = chunk_seconds
+        self.context_seconds = context_seconds
+        self.source = source or codec.config.name  # how it was loaded (written next to saved codes)
+
+    # ---- metadata -------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.codec.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks produced by ``tokenize`` (the active number, not the codec's maximum)."""
+        return self.codec.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.codec.codebook_size
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second at the active number of codebooks."""
+        return self.codec.bitrate
+
+    @property
+    def is_causal(self) -> bool:
+        return self.codec.is_causal
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer({self.source!r}: {self.sample_rate} Hz, {self.frame_rate:g} frames/s, "
+                f"{self.num_codebooks} × {self.codebook_size} codes, {self.bitrate:.0f} bit/s, "
+                f"{'causal' if self.is_causal else 'non-causal'}, {self.device})")
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the codec as ``config.json`` + ``model.safetensors`` (load again with ``audiotok.load``)."""
+        return self.codec.save_pretrained(directory)
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def prepare(self, audio, sample_rate: int | None = None) -> list[torch.Tensor]:
+        """Any supported input → a list of mono ``[1, T_i]`` float32 waveforms at ``self.sample_rate``.
+
+        Raises :class:`~audiotok.data.AudioError` (a ``ValueError``) naming the bad input.
+        """
+        if isinstance(audio, (str, Path)):
+            return [load_audio(audio, self.sample_rate, mono=True)[0]]
+        if isinstance(audio, (list, tuple)):
+            if not audio:
+                raise ValueError("tokenize got an empty list; pass at least one path or array")
+            wavs = []
+            for i, item in enumerate(audio):
+                if isinstance(item, (str, Path)):
+                    wavs.append(load_audio(item, self.sample_rate, mono=True)[0])
+                else:
+                    wavs.append(self._from_array(item, sample_rate, f"item {i}", max_dims=2)[0])
+            return wavs
+        if isinstance(audio, (torch.Tensor, np.ndarray)):
+            return self._from_array(audio, sample_rate, "audio", max_dims=3)
+        raise TypeError(f"cannot tokenize a {type(audio).__name__}; pass a tensor/array [T], [C, T] or "
+                        "[B, C, T], a path, or a list of paths/arrays")
+
+    def _from_array(self, array, sample_rate: int | None, name: str, max_dims: int) -> list[torch.Tensor]:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().float().cpu().numpy()
+        array = np.asarray(array)
+        if array.ndim == 0 or array.ndim > max_dims:
+            shapes = "[T], [C, T] or [B, C, T]" if max_dims == 3 else "[T] or [C, T]"
+            raise AudioError(name, f"expected audio shaped {shapes}, got shape {tuple(array.shape)}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise AudioError(name, f"expected float samples in [-1, 1], got dtype {array.dtype}; "
+                                   "convert integer PCM with array / 32768")
+        _check_layout(array, name)
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        rows = array if array.ndim == 3 else [array]
+        label = (lambda i: f"{name}[{i}]") if array.ndim == 3 else (lambda i: name)
+        return [from_array(row, rate, self.sample_rate, mono=True, name=label(i))[0]
+                for i, row in enumerate(rows)]
+
+    # ---- batching -------------------------------------------------------------------------------
+    def _batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Groups of item indices that may share a batch without changing anyone's result."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        if self.is_causal:  # right padding is invisible to earlier frames
+            groups = [order]
+        else:  # padding would leak in: only equal lengths together
+            groups: list[list[int]] = []
+            for i in order:
+                if groups and lengths[groups[-1][0]] == lengths[i]:
+                    groups[-1].append(i)
+                else:
+                    groups.append([i])
+        for group in groups:
+            for start in range(0, len(group), self.batch_size):
+                yield group[start : start + self.batch_size]
+
+    def _chunk_frames(self) -> int | None:
+        if self.chunk_seconds is None:
+            return None
+        return max(1, math.ceil(self.chunk_seconds * self.frame_rate))
+
+    def _context_frames(self) -> int:
+        return max(1, math.ceil(self.context_seconds * self.frame_rate))
+
+    # ---- tokenize -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def tokenize(self, audio, sample_rate: int | None = None, n_q: int | None = None,
+                 semantic_only: bool = False) -> TokenizedAudio:
+        """Audio → :class:`TokenizedAudio` with ``codes [B, Q, F]`` and per-item frame ``lengths``.
+
+        ``sample_rate`` is the rate of array inputs (None: already ``self.sample_rate``; files know
+        their own). ``n_q`` / ``semantic_only`` override the codebooks for this call.
+        """
+        n_q = 1 if semantic_only else self.codec._check_n_q(n_q)
+        wavs = self.prepare(audio, sample_rate)
+        return self.encode_waveforms(wavs, n_q)
+
+    @torch.inference_mode()
+    def encode_waveforms(self, wavs: Sequence[torch.Tensor], n_q: int | None = None) -> TokenizedAudio:
+        """Mono ``[1, T_i]`` waveforms already at ``self.sample_rate`` → :class:`TokenizedAudio`."""
+        n_q = self.codec._check_n_q(n_q)
+        lengths = [w.shape[-1] for w in wavs]
+        limit = self._chunk_frames()
+        codes: list[torch.Tensor | None] = [None] * len(wavs)
+        short = [i for i, n in enumerate(lengths) if limit is None or self.codec.num_frames(n) <= limit]
+        for i in set(range(len(wavs))) - set(short):
+            codes[i] = self._encode_long(wavs[i], n_q)
+        for batch in self._batches([lengths[i] for i in short]):
+            items = [short[j] for j in batch]
+            out = self.codec.encode(pad_stack([wavs[i] for i in items]).to(self.device, self.dtype), n_q)
+            for row, i in enumerate(items):
+                codes[i] = out[row, :, : self.codec.num_frames(lengths[i])].cpu()
+        frames = torch.tensor([c.shape[-1] for c in codes], dtype=torch.long)
+        return TokenizedAudio(codes=pad_stack(codes), lengths=frames,
+                              num_samples=torch.tensor(lengths, dtype=torch.long),
+                              sample_rate=self.sample_rate, frame_rate=self.frame_rate)
+
+    def _encode_long(self, wav: torch.Tensor, n_q: int) -> torch.Tensor:
+        """One long ``[1, T]`` waveform → ``[Q, F]`` in chunks (exact if causal, see module doc)."""
+        hop, total = self.hop_length, self.codec.num_frames(wav.shape[-1])
+        if self.is_causal:  # streaming takes whole frames; offline pads the same zeros
+            wav = torch.nn.functional.pad(wav, (0, total * hop - wav.shape[-1]))
+        wav = wav[None].to(self.device, self.dtype)
+
+        def encode(start: int, stop: int) -> torch.Tensor:
+            return self.codec.encode(wav[..., start * hop : stop * hop], n_q)
+
+        return self._run_chunked(total, encode, out_per_frame=1)[0].cpu()
+
+    def _run_chunked(self, total: int, run: Callable[[int, int], torch.Tensor],
+                     out_per_frame: int) -> torch.Tensor:
+        """Apply ``run(a, b)`` (frames ``[a, b)``) chunk by chunk over ``[0, total)``; join the outputs.
+
+        Causal: consecutive chunks inside one streaming session, which carries every module's state
+        across the cut (exact). Non-causal: chunks widened by the context on both sides, keeping the
+        central part (approximate). ``out_per_frame``: output steps per frame (1 for codes, hop for audio).
+        """
+        chunk, pieces = self._chunk_frames(), []
+        if self.is_causal:
+            with self.codec.streaming(1):
+                for start in range(0, total, chunk):
+                    pieces.append(run(start, min(start + chunk, total)))
+        else:
+            context = self._context_frames()
+            for start in range(0, total, chunk):
+                stop = min(start + chunk, total)
+                lo, hi = max(0, start - context), min(total, stop + context)
+                out = run(lo, hi)
+                pieces.append(out[..., (start - lo) * out_per_frame : (stop - lo) * out_per_frame])
+        return torch.cat(pieces, dim=-1)
+
+    # ---- detokenize -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def detokenize(self, codes, lengths=None) -> DetokenizedAudio:
+        """Codes → :class:`DetokenizedAudio` trimmed to each item's true length.
+
+        ``codes``: a :class:`TokenizedAudio` (trimmed to the exact input samples), a tensor/array
+        ``[B, Q, F]`` or ``[Q, F]``, or a list of ``[Q, F_i]``. ``lengths``: valid frames per item
+        (default: all); audio is then ``lengths * hop`` samples long.
+        """
+        samples = None
+        if isinstance(codes, TokenizedAudio):
+            codes, lengths, samples = codes.codes, codes.lengths, codes.num_samples.tolist()
+        items = self._code_items(codes, lengths)
+        if samples is None:
+            samples = [c.shape[-1] * self.hop_length for c in items]
+        audio: list[torch.Tensor | None] = [None] * len(items)
+        frames = [c.shape[-1] for c in items]
+        limit = self._chunk_frames()
+        for i in [i for i, f in enumerate(frames) if limit is not None and f > limit]:
+            audio[i] = self._decode_long(items[i])
+        short = [i for i, f in enumerate(frames) if audio[i] is None]
+        for batch in self._batches([frames[i] for i in short]):
+            idx = [short[j] for j in batch]
+            out = self.codec.decode(pad_stack([items[i] for i in idx]).to(self.device))
+            for row, i in enumerate(idx):
+                audio[i] = out[row, :, : frames[i] * self.hop_length].float().cpu()
+        audio = [a[:, :n] for a, n in zip(audio, samples)]
+        return DetokenizedAudio(audio=pad_stack(audio), sample_rate=self.sample_rate,
+                                lengths=torch.tensor([a.shape[-1] for a in audio], dtype=torch.long))
+
+    def _code_items(self, codes, lengths) -> list[torch.Tensor]:
+        """Normalise decoder input to a list of ``[Q, F_i]`` int64 tensors (validated)."""
+        if isinstance(codes, (list, tuple)):
+            items = [torch.as_tensor(np.asarray(c) if not isinstance(c, torch.Tensor) else c) for c in codes]
+        else:
+            codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+            if codes.dim() == 2:
+                codes = codes[None]
+            if codes.dim() != 3:
+                raise ValueError(f"codes must be [B, Q, F] or [Q, F], got shape {tuple(codes.shape)}")
+            items = list(codes)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths).tolist()
+            if len(lengths) != len(items):
+                raise ValueError(f"got {len(lengths)} lengths for {len(items)} code sequences")
+            items = [c[..., : int(n)] for c, n in zip(items, lengths)]
+        for i, c in enumerate(items):
+            if c.dim() != 2:
+                raise ValueError(f"codes item {i} must be [Q, F], got shape {tuple(c.shape)}")
+            if c.is_floating_point():
+                raise ValueError(f"codes must be integers, got {c.dtype}")
+        if len({c.shape[0] for c in items}) > 1:
+            raise ValueError(f"codes have different numbers of codebooks {sorted({c.shape[0] for c in items})}; "
+                             "detokenize items with the same Q together")
+        return [c.long() for c in items]
+
+    def _decode_long(self, codes: torch.Tensor) -> torch.Tensor:
+        """``[Q, F]`` → ``[1, F * hop]`` in chunks (exact if causal)."""
+        codes = codes[None].to(self.device)
+
+        def decode(start: int, stop: int) -> torch.Tensor:
+            return self.codec.decode(codes[..., start:stop])
+
+        return self._run_chunked(codes.shape[-1], decode, out_per_frame=self.hop_length)[0].float().cpu()

@@ -1,0 +1,166 @@
+"""Streaming equals offline on tiny causal codecs (random weights with spread codebooks).
+
+``mimi-tiny`` has a 16-step (8-frame, 0.64 s) transformer context, so 30 s of audio (375 frames,
+750 transformer steps) runs far past it: the regime where moshi's ring cache drifts. Codes are
+compared on all codebook levels; decoded audio within 1e-5 max abs. The full-size check lives in
+``test_streaming_full.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiotok.benchmarks.streaming import randomize_for_streaming
+from audiotok.codecs import build_codec
+from audiotok.tokenizers.streaming import Stream, stream_decode, stream_encode
+
+SR = 24000
+HOP = 1920
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    codec = randomize_for_streaming(build_codec("mimi-tiny").fold_weight_norm(), seconds=4)
+    assert all(m.is_initialized for m in codec.modules() if hasattr(m, "is_initialized"))
+    return codec
+
+
+@pytest.fixture(scope="module")
+def long_audio():
+    return 0.3 * torch.randn(1, 1, 30 * SR, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def offline(tiny, long_audio):
+    with torch.no_grad():
+        codes = tiny.encode(long_audio, n_q=tiny.max_codebooks)
+        return codes, tiny.decode(codes)
+
+
+def test_codes_have_spread(offline):
+    codes, _ = offline
+    for level in codes[0]:
+        assert level.unique().numel() > 8  # not one code per level: mismatches would show
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2, 3])
+def test_stream_equals_offline_past_context(tiny, long_audio, offline, chunk_frames):
+    """30 s in chunks of 1, 2, 3 frames (2, 4, 6 transformer steps per call), context 16 steps."""
+    codes, audio = offline
+    streamed = stream_encode(tiny, long_audio, chunk_frames, n_q=tiny.max_codebooks)
+    assert torch.equal(streamed, codes)
+    decoded = stream_decode(tiny, codes, chunk_frames)
+    assert decoded.shape == audio.shape
+    assert (decoded - audio).abs().max() < 1e-5
+
+
+def test_partial_last_frame_padded_like_offline(tiny):
+    wav = 0.3 * torch.randn(1, 1, 5 * HOP + 100)
+    with torch.no_grad():
+        codes = tiny.encode(wav)
+    assert codes.shape[-1] == 6
+    assert torch.equal(stream_encode(tiny, wav, 2), codes)
+
+
+def test_mixed_batch_streams_start_at_different_times(tiny):
+    """Two streams; the second starts 5 frames later (slot reset then) and each equals its own offline
+    run. Chunks of 2 frames, 60 frames: past the 8-frame context for both."""
+    gen = torch.Generator().manual_seed(2)
+    frames, late, chunk = 60, 5, 1
+    a = 0.3 * torch.randn(1, 1, frames * HOP, generator=gen)
+    b = 0.3 * torch.randn(1, 1, (frames - late) * HOP, generator=gen)
+    n_q = tiny.max_codebooks
+    with torch.no_grad():
+        codes_a, codes_b = tiny.encode(a, n_q), tiny.encode(b, n_q)
+        audio_a, audio_b = tiny.decode(codes_a), tiny.decode(codes_b)
+
+    # Slot 1 carries unrelated audio (another caller) until it is reset at frame `late`.
+    other = 0.3 * torch.randn(1, 1, late * HOP, generator=gen)
+    b_in = torch.cat([other, b], dim=-1)
+    b_codes_in = torch.cat([codes_b[..., :late].flip(-1), codes_b], dim=-1)
+    got_codes, got_audio = [], []
+    with Stream(tiny, batch_size=2, n_q=n_q) as stream:
+        for f in range(frames):
+            if f == late:
+                stream.reset(torch.tensor([False, True]))
+            chunk = torch.cat([a, b_in], dim=0)[..., f * HOP:(f + chunk) * HOP]
+            got_codes.append(stream.encode_step(chunk))
+            got_audio.append(stream.decode_step(torch.cat([codes_a, b_codes_in], dim=0)[..., f:f + chunk]))
+    got_codes, got_audio = torch.cat(got_codes, -1), torch.cat(got_audio, -1)
+    assert torch.equal(got_codes[:1], codes_a)
+    assert torch.equal(got_codes[1:, :, late:], codes_b)
+    assert (got_audio[:1] - audio_a).abs().max() < 1e-5
+    assert (got_audio[1:, :, late * HOP:] - audio_b).abs().max() < 1e-5
+
+
+def test_reset_all_restarts_from_scratch(tiny):
+    wav = 0.3 * torch.randn(1, 1, 12 * HOP)
+    with torch.no_grad():
+        expected = tiny.encode(wav[..., 4 * HOP:])
+    with Stream(tiny) as stream:
+        stream.encode_step(wav[..., :4 * HOP])
+        stream.reset()
+        got = torch.cat([stream.encode_step(wav[..., i * HOP:(i + 1) * HOP]) for i in range(4, 12)], -1)
+    assert torch.equal(got, expected)
+
+
+def test_single_codebook_mix_streams_exactly():
+    torch.manual_seed(0)
+    codec = randomize_for_streaming(build_codec("mimi-single-codebook-tiny").fold_weight_norm(), seconds=2)
+    wav = 0.3 * torch.randn(1, 1, 40 * HOP)
+    with torch.no_grad():
+        codes = codec.encode(wav)
+        audio = codec.decode(codes)
+    assert torch.equal(stream_encode(codec, wav, 1), codes)
+    assert (stream_decode(codec, codes, 3) - audio).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["speechtokenizer-tiny", "wavtokenizer-tiny"])
+def test_non_causal_codecs_refuse_to_stream(name):
+    codec = build_codec(name)
+    with pytest.raises(RuntimeError, match="not causal"):
+        Stream(codec)
+    with pytest.raises(RuntimeError, match="not causal"):
+        stream_encode(codec, torch.zeros(1, 1, 16000), 1)
+
+
+def test_stream_errors_are_clear(tiny):
+    with pytest.raises(ValueError, match="chunk_frames"):
+        stream_encode(tiny, torch.zeros(1, 1, HOP), 0)
+    stream = Stream(tiny, batch_size=2)
+    try:
+        with pytest.raises(ValueError, match="whole frames"):
+            stream.encode_step(torch.zeros(2, 1, HOP + 1))
+        with pytest.raises(ValueError, match=r"\[2, 1"):
+            stream.encode_step(torch.zeros(1, 1, HOP))
+        with pytest.raises(RuntimeError, match="already has an open stream"):
+            Stream(tiny)
+    finally:
+        stream.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        stream.encode_step(torch.zeros(2, 1, HOP))
+    assert not tiny.is_streaming
+
+
+def test_cli_stream_writes_audio(tmp_path, capsys):
+    from audiotok.cli import main
+
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, (0.3 * np.random.default_rng(0).standard_normal(16000)).astype("float32"), 16000)
+    assert main(["stream", str(src), str(dst), "--codec", "mimi-tiny", "--chunk-frames", "2",
+                 "--threads", "1"]) == 0
+    out, rate = sf.read(dst)
+    assert rate == SR and out.shape == (SR,)
+    printed = capsys.readouterr().out
+    assert "encode+decode" in printed and "RTF" in printed
