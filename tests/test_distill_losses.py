@@ -13,7 +13,12 @@ from audiotok.distill.align import (
     sample_to_frame,
 )
 from audiotok.distill.head import DistillationHead
-from audiotok.distill.losses import d_axis_loss, mimi_cosine_loss, pseudo_label_loss, t_axis_loss
+from audiotok.distill.losses import (
+    d_axis_loss,
+    mimi_cosine_loss,
+    pseudo_label_loss,
+    t_axis_loss,
+)
 
 
 def _d_axis_by_hand(student: np.ndarray, teacher: np.ndarray) -> float:

@@ -7,10 +7,10 @@ from audiotok.distill.teacher import TeacherSpec, build_teacher, teacher_config
 
 transformers = pytest.importorskip("transformers")
 
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-    conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-)  # fmt: skip
+TINY = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+    "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2,
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

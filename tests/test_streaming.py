@@ -31,7 +31,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    codec = randomize_for_streaming(build_codec("mimi-tiny").fold_weight_norm(), seconds=4)
+    codec = randomize_for_streaming(build_codec("mimi-tiny").fold_weight_norm())
     assert all(m.is_initialized for m in codec.modules() if hasattr(m, "is_initialized"))
     return codec
 
@@ -75,9 +75,9 @@ def test_partial_last_frame_padded_like_offline(tiny):
 
 def test_mixed_batch_streams_start_at_different_times(tiny):
     """Two streams; the second starts 5 frames later (slot reset then) and each equals its own offline
-    run. Chunks of 2 frames, 60 frames: past the 8-frame context for both."""
+    run. One frame per call, 60 frames: past the 8-frame context for both."""
     gen = torch.Generator().manual_seed(2)
-    frames, late, chunk = 60, 5, 1
+    frames, late = 60, 5
     a = 0.3 * torch.randn(1, 1, frames * HOP, generator=gen)
     b = 0.3 * torch.randn(1, 1, (frames - late) * HOP, generator=gen)
     n_q = tiny.max_codebooks
@@ -94,9 +94,8 @@ def test_mixed_batch_streams_start_at_different_times(tiny):
         for f in range(frames):
             if f == late:
                 stream.reset(torch.tensor([False, True]))
-            chunk = torch.cat([a, b_in], dim=0)[..., f * HOP:(f + chunk) * HOP]
-            got_codes.append(stream.encode_step(chunk))
-            got_audio.append(stream.decode_step(torch.cat([codes_a, b_codes_in], dim=0)[..., f:f + chunk]))
+            got_codes.append(stream.encode_step(torch.cat([a, b_in])[..., f * HOP:(f + 1) * HOP]))
+            got_audio.append(stream.decode_step(torch.cat([codes_a, b_codes_in])[..., f:f + 1]))
     got_codes, got_audio = torch.cat(got_codes, -1), torch.cat(got_audio, -1)
     assert torch.equal(got_codes[:1], codes_a)
     assert torch.equal(got_codes[1:, :, late:], codes_b)
@@ -117,7 +116,7 @@ def test_reset_all_restarts_from_scratch(tiny):
 
 def test_single_codebook_mix_streams_exactly():
     torch.manual_seed(0)
-    codec = randomize_for_streaming(build_codec("mimi-single-codebook-tiny").fold_weight_norm(), seconds=2)
+    codec = randomize_for_streaming(build_codec("mimi-single-codebook-tiny").fold_weight_norm())
     wav = 0.3 * torch.randn(1, 1, 40 * HOP)
     with torch.no_grad():
         codes = codec.encode(wav)

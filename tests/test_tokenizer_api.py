@@ -30,8 +30,7 @@ def spread_codec(name: str):
     torch.manual_seed(0)
     codec = build_codec(name)
     codec.train()
-    with torch.no_grad():
-        codec(torch.randn(4, 1, codec.sample_rate) * 0.1)
+    codec(torch.randn(2, 1, codec.sample_rate) * 0.1)  # with grad: the codebooks update only then
     return codec.eval()
 
 
@@ -118,8 +117,8 @@ def test_n_q_and_semantic_only(tok):
 
 
 def test_long_audio_chunked(tok):
-    wav = noise(int(tok.sample_rate * 2.2), seed=3)
-    chunked = Tokenizer(tok.codec, chunk_seconds=0.5, context_seconds=0.4)
+    wav = noise(int(tok.sample_rate * 1.3), seed=3)
+    chunked = Tokenizer(tok.codec, chunk_seconds=0.4, context_seconds=0.3)
     whole = Tokenizer(tok.codec, chunk_seconds=None)
     a, b = chunked.tokenize(wav).codes, whole.tokenize(wav).codes
     assert a.shape == b.shape
@@ -147,7 +146,7 @@ def test_registered_name_warns_random_weights():
 
 
 def test_mismatched_folder_is_a_clear_error(tmp_path):
-    spread_codec("mimi-tiny").save_pretrained(tmp_path / "m")
+    build_codec("mimi-tiny").save_pretrained(tmp_path / "m")
     build_codec("speechtokenizer-tiny").config.save(tmp_path / "m" / "config.json")  # wrong config
     with pytest.raises(ValueError, match="does not match the model's architecture"):
         audiotok.load(tmp_path / "m")

@@ -31,41 +31,39 @@ MOSHI_INSTALL = ("pip install --no-deps -c .ci/constraints.txt moshi==0.2.13 && 
 # ---- random weights with real spread ---------------------------------------------------------------
 
 @torch.no_grad()
-def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.5, seed: int = 0):
+def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.5, jitter: float = 0.5,
+                            seed: int = 0):
     """Make a randomly initialised codec's codes non-trivial (in place; returns it in eval mode).
 
-    Raises every LayerScale to ``layer_scale`` so the transformers change the latent, then fills
-    every codebook with random centroids at the scale of the frames it receives (measured with a
-    hook on one offline pass over noise), marked initialised. k-means on a short noise batch would
-    not do at full size: with fewer frames than 2048 codes it memorises them and leaves every
-    deeper level a zero residual. Used by the streaming tests and this benchmark.
+    Raises every LayerScale to ``layer_scale`` so the transformers change the latent, then fills the
+    codebooks level by level with frames that level receives on noise, plus ``jitter`` times their
+    spread as Gaussian noise (so the residual passed on is not zero), marked initialised.
+    k-means on a short noise batch would not do at full size: with fewer frames than 2048 codes it
+    memorises them and every deeper level sees a zero residual. Used by the streaming tests and
+    this benchmark.
     """
     generator = torch.Generator().manual_seed(seed)
     for module in codec.modules():
         if type(module).__name__ == "LayerScale":
             module.scale.fill_(layer_scale)
     codec.eval()
+    noise = 0.3 * torch.randn(1, 1, int(seconds * codec.sample_rate), generator=generator)
+    latent = codec.encode_latent(noise)
     codebooks = [m for m in codec.modules() if hasattr(m, "embed") and hasattr(m, "initialized")]
-    scales: dict = {}
-
-    def record(module, inputs):
-        frames = inputs[0].float()
-        scales[module] = (frames.mean(0), frames.std(0))
-
-    hooks = [m.register_forward_pre_hook(record) for m in codebooks]
-    try:
-        noise = 0.3 * torch.randn(1, 1, int(seconds * codec.sample_rate), generator=generator)
-        codec.quantizer(codec.encode_latent(noise), codec.max_codebooks)  # eval: learns nothing
-    finally:
-        for hook in hooks:
+    for level, codebook in enumerate(codebooks):  # module order is level order
+        seen = []
+        hook = codebook.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].float()))
+        try:
+            codec.quantizer(latent, level + 1)  # eval: no codebook learns
+        finally:
             hook.remove()
-    for module in codebooks:
-        mean, std = scales[module]
-        embed = mean + std * torch.randn(module.embed.shape, generator=generator)
-        module.embed.copy_(embed)
-        module.embed_avg.copy_(embed)
-        module.cluster_size.fill_(1.0)
-        module.initialized.fill_(1.0)
+        frames = seen[0]
+        picks = frames[torch.randint(0, frames.shape[0], (codebook.codebook_size,), generator=generator)]
+        embed = picks + jitter * frames.std(0) * torch.randn(picks.shape, generator=generator)
+        codebook.embed.copy_(embed)
+        codebook.embed_avg.copy_(embed)
+        codebook.cluster_size.fill_(1.0)
+        codebook.initialized.fill_(1.0)
     return codec
 
 

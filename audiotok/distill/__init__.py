@@ -23,7 +23,7 @@ _EXPORTS = {
     "FeatureCache": "cache", "StaleCacheError": "cache", "build_cache": "cache",
     "KMeansUnits": "kmeans", "fit_kmeans": "kmeans", "fit_kmeans_on_cache": "kmeans",
 }  # fmt: skip
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -18,6 +18,7 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
+
 import torch
 
 from audiotok.distill.align import Rate, exact_rate, num_frames, sample_to_frame
@@ -54,7 +55,7 @@ class FeatureCache:
     pass it in training so a changed teacher is refused instead of read stale.
     """
 
-    def __init__(self, folder: str | Path, teacher: "str | dict | Teacher | TeacherSpec | None" = None) -> None:
+    def __init__(self, folder: str | Path, teacher: str | dict | Teacher | TeacherSpec | None = None) -> None:
         self.folder = Path(folder)
         index_path = self.folder / INDEX_NAME
         if not index_path.is_file():

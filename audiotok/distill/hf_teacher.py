@@ -32,11 +32,11 @@ def resolve_model_folder(source: str) -> Path:
     patterns = ["*.json", "*.safetensors"]
     try:
         return Path(snapshot_download(source, local_files_only=True, allow_patterns=patterns))
-    except Exception:  # noqa: BLE001 - not cached locally; try the hub below
+    except Exception:  # noqa: BLE001, S110 - not in the local cache: try the hub below
         pass
     try:
         return Path(snapshot_download(source, allow_patterns=patterns))
-    except Exception as error:  # noqa: BLE001 - offline, unknown id, no network...
+    except Exception as error:
         raise OSError(
             f"cannot load teacher {source!r}: it is not a local folder, not in the Hugging Face cache, and "
             f"the hub could not be reached ({type(error).__name__}). On a machine with internet run "

@@ -43,7 +43,7 @@ class KMeansUnits:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "KMeansUnits":
+    def load(cls, path: str | Path) -> KMeansUnits:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:

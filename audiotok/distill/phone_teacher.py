@@ -69,10 +69,9 @@ class PhoneTeacher(Teacher):
         if self._decoder is None:
             from pocketsphinx import Decoder
 
-            # Per-utterance (batch) cepstral mean normalisation, so one file's alignment does not
-            # depend on the files before it; beams far wider than recognition defaults, since the
-            # search space is a single sentence: with the defaults 12 of the 80 tiny-corpus files
-            # (espeak voices) found no alignment, with these none fail.
+            # Per-utterance (batch) cepstral mean normalisation; beams far wider than recognition
+            # defaults, since the search space is a single sentence: with the defaults 12 of the 80
+            # tiny-corpus files (espeak voices) found no alignment.
             wide = 1e-200
             self._decoder = Decoder(
                 samprate=SAMPLE_RATE, bestpath=False, loglevel="FATAL", cmn="batch",
@@ -83,7 +82,9 @@ class PhoneTeacher(Teacher):
     def _alignable_words(self, text: str) -> list[str]:
         """Transcript words; a word missing from the dictionary is added, spelled letter by letter."""
         decoder = self.decoder()
-        from audiotok.data.text import normalize_text  # lowercase, numbers spelled out, no punctuation
+        from audiotok.data.text import (
+            normalize_text,  # lowercase, numbers spelled out, no punctuation
+        )
 
         words = normalize_text(text).split()
         if not words:
@@ -98,10 +99,17 @@ class PhoneTeacher(Teacher):
 
     def align(self, audio: np.ndarray, text: str) -> list[tuple[str, int, int]]:
         """Phones ``(name, start, duration)`` in 10 ms frames for mono float audio at 16 kHz."""
+        words = self._alignable_words(text)
+        return self._run_alignment(audio, " ".join(words))
+
+    def _run_alignment(self, audio: np.ndarray, text: str) -> list[tuple[str, int, int]]:
         decoder = self.decoder()
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        # Reset feature extraction (cepstral mean state): otherwise an alignment depends on the
+        # utterances processed before it, and a cache would depend on file order.
+        decoder.reinit_feat()
         try:
-            decoder.set_align_text(" ".join(self._alignable_words(text)))
+            decoder.set_align_text(text)
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()

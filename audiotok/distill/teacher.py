@@ -35,7 +35,7 @@ class Teacher(nn.Module):
             parameter.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> "Teacher":  # noqa: ARG002 - a teacher always stays in eval mode
+    def train(self, mode: bool = True) -> Teacher:
         return super().train(False)
 
     @property
@@ -70,7 +70,7 @@ class TeacherSpec:
     dtype: str = "float32"
 
     @classmethod
-    def parse(cls, spec: "str | dict | TeacherSpec") -> "TeacherSpec":
+    def parse(cls, spec: str | dict | TeacherSpec) -> TeacherSpec:
         if isinstance(spec, TeacherSpec):
             return spec
         if isinstance(spec, dict):
@@ -93,7 +93,7 @@ class TeacherSpec:
             source, layer = head, _parse_layer(tail)
         return cls(kind=kind, source=source, layer=layer)._checked()
 
-    def _checked(self) -> "TeacherSpec":
+    def _checked(self) -> TeacherSpec:
         if self.kind not in TEACHER_KINDS:
             raise ValueError(f"unknown teacher kind {self.kind!r}; choose one of {TEACHER_KINDS}")
         if self.dtype not in ("float32", "bfloat16"):
@@ -113,7 +113,7 @@ def _parse_layer(text: str) -> int | str:
     return text if text == "avg" else int(text)
 
 
-def teacher_config(spec: "str | dict | TeacherSpec") -> dict:
+def teacher_config(spec: str | dict | TeacherSpec) -> dict:
     """The ``config_dict`` a teacher built from ``spec`` would have, without loading its weights."""
     parsed = TeacherSpec.parse(spec)
     if parsed.kind == "phones":
@@ -125,7 +125,7 @@ def teacher_config(spec: "str | dict | TeacherSpec") -> dict:
     return hf_teacher_config(parsed)
 
 
-def build_teacher(spec: "str | dict | TeacherSpec", **overrides) -> Teacher:
+def build_teacher(spec: str | dict | TeacherSpec, **overrides) -> Teacher:
     """Build a frozen teacher from a spec; ``overrides`` replace spec fields (e.g. ``dtype="bfloat16"``)."""
     parsed = TeacherSpec.parse(spec)
     if overrides:

@@ -26,7 +26,7 @@ def shared_rng(seed: int, step: int, device: torch.device | str = "cpu") -> Iter
     """Run the block with the global RNG (CPU and ``device``'s) seeded by ``(seed, step)``; restore it after."""
     device = torch.device(device)
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(step_seed(seed, step))
         yield
 

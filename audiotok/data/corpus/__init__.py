@@ -6,7 +6,6 @@ read it with ``audiotok.data.build_dataset(folder, split="train", sample_rate=..
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from audiotok.data.corpus.build import (
@@ -23,18 +22,20 @@ from audiotok.data.corpus.voices import VOICES, Voice, check_engines
 
 
 def ensure_corpus(
-    size: str = "tiny", seed: int = 0, root: str | Path | None = None, progress: bool = False
+    size: str | int = "tiny", seed: int = 0, root: str | Path | None = None, progress: bool = False
 ) -> Path:
     """The folder of a built corpus (with ``manifest.jsonl``), building it if it is absent.
 
     Default folder: :func:`default_root` (``$AUDIOTOK_CACHE/corpus/<size>-seed<seed>`` or
-    ``~/.cache/audiotok/corpus/...``). Safe when several processes ask at once.
+    ``~/.cache/audiotok/corpus/...``). Safe when several processes ask at once; a non-empty
+    folder that is not a corpus is never deleted (``FileExistsError``).
     """
     root = Path(root) if root is not None else default_root(size, seed)
     if is_built(root):
         return root
+    outdated = (root / "summary.json").is_file()  # an older corpus version: rebuild it
     try:
-        return build_corpus(root, size, seed, progress=progress, force=root.exists())
+        return build_corpus(root, size, seed, progress=progress, force=outdated)
     except OSError:
         if is_built(root):  # another process finished the same corpus first
             return root

@@ -86,7 +86,7 @@ def plan_corpus(
             rng.shuffle(splits)
         plan += [
             PlannedUtterance(f"{voice.speaker}-{i:04d}", voice, text, split)
-            for i, (text, split) in enumerate(zip(own, splits))
+            for i, (text, split) in enumerate(zip(own, splits, strict=True))
         ]
     return plan
 
@@ -155,7 +155,7 @@ def write_corpus_files(root: Path, plan, durations, voices, size, seed) -> dict:
     items = [
         AudioItem(root / utt.relative_path, utt.id, normalize_text(utt.raw_text), utt.voice.speaker,
                   round(duration, 4), utt.split, {"raw_text": utt.raw_text})
-        for utt, duration in zip(plan, durations)
+        for utt, duration in zip(plan, durations, strict=True)
     ]
     write_manifest(root / "manifest.jsonl", items)
     for split in SPLITS:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from audiotok.data.audio_io import load_audio
 from audiotok.data.corpus.summary import read_summary, write_summary
 from audiotok.data.sources import AudioItem, read_manifest
-from audiotok.data.wer import word_edits
 from audiotok.data.text import normalize_text
+from audiotok.data.wer import word_edits
 
 RECOGNIZER_RATE = 16_000
 
@@ -59,8 +60,14 @@ def sample_per_voice(items: list[AudioItem], per_voice: int) -> dict[str, list[A
     return dict(by_speaker)
 
 
-def measure_intelligibility(corpus_dir: str | Path, per_voice: int = 10, progress: bool = True) -> dict:
-    """Transcribe ``per_voice`` utterances of every voice, store the WER table in the summary, and
+def measure_intelligibility(
+    corpus_dir: str | Path,
+    per_voice: int = 10,
+    progress: bool = True,
+    speakers: Sequence[str] | None = None,
+) -> dict:
+    """Transcribe ``per_voice`` utterances of every voice (or of ``speakers``), store the WER table
+    in the summary (replacing an earlier one), and
     return the ``intelligibility`` section: ``{"speakers": {name: {"wer", "utterances", "words",
     "engine"}}, "engines": {engine: wer}, "per_voice", "recognizer", "recognizer_version",
     "examples"}``."""
@@ -69,8 +76,11 @@ def measure_intelligibility(corpus_dir: str | Path, per_voice: int = 10, progres
     corpus_dir = Path(corpus_dir)
     summary = read_summary(corpus_dir)
     recognizer = PocketsphinxRecognizer()
-    chosen = sample_per_voice(read_manifest(corpus_dir / "manifest.jsonl"), per_voice)
-    speakers, engine_counts, examples = {}, defaultdict(lambda: [0, 0]), {}
+    items = read_manifest(corpus_dir / "manifest.jsonl")
+    if speakers is not None:
+        items = [i for i in items if i.speaker in set(speakers)]
+    chosen = sample_per_voice(items, per_voice)
+    table, engine_counts, examples = {}, defaultdict(lambda: [0, 0]), {}
     total = sum(len(v) for v in chosen.values())
     with tqdm(total=total, desc="pocketsphinx", unit="utt", disable=not progress) as bar:
         for speaker, items in chosen.items():
@@ -84,7 +94,7 @@ def measure_intelligibility(corpus_dir: str | Path, per_voice: int = 10, progres
                 examples.setdefault(speaker, {"ref": ref, "hyp": hyp})
                 bar.update(1)
             engine = summary["speakers"].get(speaker, {}).get("engine", "unknown")
-            speakers[speaker] = {"wer": edits / max(words, 1), "utterances": len(items),
+            table[speaker] = {"wer": edits / max(words, 1), "utterances": len(items),
                                  "words": words, "engine": engine}
             engine_counts[engine][0] += edits
             engine_counts[engine][1] += words
@@ -92,7 +102,7 @@ def measure_intelligibility(corpus_dir: str | Path, per_voice: int = 10, progres
         "recognizer": "pocketsphinx (default en-us acoustic model, language model, dictionary)",
         "recognizer_version": recognizer.version,
         "per_voice": per_voice,
-        "speakers": speakers,
+        "speakers": table,
         "engines": {e: edits / max(words, 1) for e, (edits, words) in sorted(engine_counts.items())},
         "examples": examples,
     }

@@ -68,14 +68,14 @@ def codebook_from_encodec(codebook: Mapping[str, torch.Tensor], where: str) -> S
             "embed_avg": codebook["embed_avg"].float()}
 
 
-def load_converted(config: CodecConfig, state: State, source: str, folded: bool = False) -> Codec:
-    """Build a :class:`Codec` from ``config``, load ``state`` strictly and return it in eval mode.
-
-    ``folded``: the weights carry no weight norm (plain ``weight``), so fold ours before loading.
-    """
+def build(config: CodecConfig, folded: bool = False) -> Codec:
+    """An empty :class:`Codec`; ``folded``: without weight norm, for weights shipped folded (Mimi)."""
     codec = Codec(config)
-    if folded:
-        codec.fold_weight_norm()
+    return codec.fold_weight_norm() if folded else codec
+
+
+def load_converted(codec: Codec, state: State, source: str) -> Codec:
+    """Load converted ``state`` into ``codec`` strictly (naming any mismatch); return it in eval mode."""
     own = codec.state_dict()
     state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
     try:

@@ -19,7 +19,7 @@ import torch
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import mimi
 
-from .common import CheckpointError, State, load_converted, read_state, rename, require
+from .common import CheckpointError, State, build, load_converted, read_state, rename, require
 from .mimi_moshi import convert_codebooks
 
 LAYOUT_5X_RULES = [  # transformers 5.x module names -> the flat on-disk layout
@@ -145,6 +145,6 @@ def convert(folder: str | Path) -> Codec:
         raise CheckpointError(f"{config_path} is not a Hugging Face Mimi config (model_type "
                               f"{cfg.get('model_type')!r}, expected 'mimi')")
     config = config_from_hf(cfg, str(config_path))
-    own_keys = set(Codec(config).fold_weight_norm().state_dict())
-    state = convert_state(read_state(weights_path), cfg["num_attention_heads"], own_keys)
-    return load_converted(config, state, str(weights_path), folded=True)
+    codec = build(config, folded=True)
+    state = convert_state(read_state(weights_path), cfg["num_attention_heads"], set(codec.state_dict()))
+    return load_converted(codec, state, str(weights_path))

@@ -15,8 +15,7 @@ from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import mimi
 from audiotok.codecs.quantizers import codebook_state_from_moshi
 
-from .common import State, load_converted, read_state, rename, take
-from .common import CheckpointError
+from .common import CheckpointError, State, build, load_converted, read_state, rename, take
 
 KEY_RULES = [
     (r"\.conv\.conv\.", ".conv."),
@@ -73,4 +72,4 @@ def convert(weights_path: str | Path) -> Codec:
     if not is_moshi_mimi(state):
         raise CheckpointError(f"{weights_path} is not a moshi Mimi checkpoint (no "
                               "encoder_transformer.transformer.* / quantizer.rvq_first.* tensors)")
-    return load_converted(config_for(state), convert_state(state), str(weights_path), folded=True)
+    return load_converted(build(config_for(state), folded=True), convert_state(state), str(weights_path))

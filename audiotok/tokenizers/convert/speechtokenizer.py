@@ -13,7 +13,7 @@ from pathlib import Path
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import speechtokenizer
 
-from .common import WEIGHT_NORM_RULES, State, codebook_from_encodec, load_converted, read_state, rename, require, take
+from .common import WEIGHT_NORM_RULES, State, build, codebook_from_encodec, load_converted, read_state, rename, require, take
 
 CONFIG_FIELDS = ("n_filters", "strides", "dimension", "semantic_dimension", "bidirectional", "lstm_layers",
                  "codebook_size", "n_q", "sample_rate")
@@ -60,4 +60,4 @@ def convert_state(state: State) -> State:
 def convert(config_path: str | Path, weights_path: str | Path) -> Codec:
     """A :class:`Codec` (eval mode, weight norm kept) from the two official files."""
     config = config_from_json(json.loads(Path(config_path).read_text()), str(config_path))
-    return load_converted(config, convert_state(read_state(weights_path)), str(weights_path))
+    return load_converted(build(config), convert_state(read_state(weights_path)), str(weights_path))

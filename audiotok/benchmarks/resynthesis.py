@@ -1,0 +1,84 @@
+"""Encode every utterance once, decode chosen codebook prefixes, and cache both on disk.
+
+Cache layout (under ``<out>/cache``): ``<name>-<identity>/codes.pt`` (``{id: [Q, F]}``),
+``timing.json`` (encode/decode seconds and audio seconds, so cached runs still report real-time
+factors) and ``nq<k>/<id>.wav`` (resynthesis at the tokenizer's rate). ``identity`` hashes the
+weights, so a retrained checkpoint never reads a stale cache.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from audiotok.benchmarks.protocol import tokenizer_identity
+from audiotok.data import load_audio
+from audiotok.data.sources import AudioItem
+
+
+class Resynthesizer:
+    """Codes and resynthesised audio of one tokenizer, computed once and cached."""
+
+    def __init__(self, name: str, tok, cache_root: Path):
+        self.name, self.tok = name, tok
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name)[:60]
+        self.folder = Path(cache_root) / f"{safe}-{tokenizer_identity(name, tok)}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._codes: dict[str, torch.Tensor] = self._read_codes()
+        timing_file = self.folder / "timing.json"
+        self.timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+
+    def _read_codes(self) -> dict[str, torch.Tensor]:
+        path = self.folder / "codes.pt"
+        return torch.load(path) if path.is_file() else {}
+
+    def _save(self) -> None:
+        torch.save(self._codes, self.folder / "codes.pt")
+        (self.folder / "timing.json").write_text(json.dumps(self.timing, indent=2))
+
+    def codes(self, items: Sequence[AudioItem], progress: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+        """``{id: codes [Q, F]}`` with all codebooks, encoding the items not cached yet."""
+        todo = [i for i in items if i.id not in self._codes]
+        for item in todo:
+            wav, sr = load_audio(item.path, self.tok.sample_rate)
+            start = time.perf_counter()
+            tokens = self.tok.tokenize(wav, sample_rate=sr)
+            self._add_time("encode", time.perf_counter() - start, wav.shape[-1] / sr)
+            self._codes[item.id] = tokens.codes[0, :, : int(tokens.lengths[0])].clone()
+            if progress:
+                progress()
+        if todo:
+            self._save()
+        return {i.id: self._codes[i.id] for i in items}
+
+    def audio(self, item: AudioItem, n_q: int) -> np.ndarray:
+        """Resynthesis ``[T]`` at ``tok.sample_rate`` from the first ``n_q`` codebooks (cached)."""
+        import soundfile as sf
+
+        path = self.folder / f"nq{n_q}" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', item.id)}.wav"
+        if path.is_file():
+            return sf.read(path, dtype="float32")[0]
+        codes = self.codes([item])[item.id][:n_q]
+        start = time.perf_counter()
+        audio = self.tok.detokenize(codes[None]).unbatch()[0][0].float().numpy()
+        if n_q == self.tok.num_codebooks:
+            self._add_time("decode", time.perf_counter() - start, audio.shape[-1] / self.tok.sample_rate)
+            self._save()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, audio, self.tok.sample_rate, subtype="FLOAT")
+        return audio
+
+    def _add_time(self, kind: str, seconds: float, audio_seconds: float) -> None:
+        entry = self.timing.setdefault(kind, {"seconds": 0.0, "audio_seconds": 0.0})
+        entry["seconds"] += seconds
+        entry["audio_seconds"] += audio_seconds
+
+    def real_time_factors(self) -> dict[str, float | None]:
+        """Compute seconds per audio second (below 1: faster than real time), as first measured."""
+        return {f"{kind}_rtf": (e["seconds"] / e["audio_seconds"] if (e := self.timing.get(kind)) else None)
+                for kind in ("encode", "decode")}

@@ -1,0 +1,126 @@
+"""WavTokenizer: the training YAML (LightningCLI config) + a Lightning ``.ckpt``.
+
+The checkpoint's ``state_dict`` holds ``feature_extractor.encodec.encoder.*`` (EnCodec SEANet,
+old-style weight norm), ``feature_extractor.encodec.quantizer.vq.layers.0._codebook.*``,
+``backbone.*`` and ``head.*``; the unused EnCodec decoder
+(``feature_extractor.encodec.decoder.*``) and the discriminators are dropped. The YAML decides 40
+vs 75 tokens/s (``dowmsamples`` and the head's ``n_fft``/``hop_length``) and must match the
+checkpoint: a mismatched pair (WavTokenizer issues #47, #61) is refused before loading.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from audiotok.codecs.codec import Codec, CodecConfig
+from audiotok.codecs.families import wavtokenizer
+
+from .common import (WEIGHT_NORM_RULES, CheckpointError, State, build, codebook_from_encodec, load_converted,
+                     rename, require, take)
+
+# (dowmsamples, n_fft, hop_length) of the two released token rates at 24 kHz
+FRAME_RATES = {40: ([6, 5, 5, 4], 2400, 600), 75: ([8, 5, 4, 2], 1280, 320)}
+# What the official loader keeps (``from_pretrained0802``), minus EnCodec's unused decoder.
+KEPT = ("feature_extractor.", "backbone.", "head.")
+UNUSED = "feature_extractor.encodec.decoder."
+ENCODER_RULES = [(r"^feature_extractor\.encodec\.encoder\.", "encoder."),
+                 (r"\.conv\.conv\.", ".conv."), *WEIGHT_NORM_RULES,
+                 (r"^backbone\.", "decoder.backbone."), (r"^head\.", "decoder.head.")]
+CODEBOOK_PREFIX = "feature_extractor.encodec.quantizer.vq.layers."
+
+
+def model_args(yaml_config: dict, where: str) -> dict[str, dict]:
+    """``{"feature_extractor": ..., "backbone": ..., "head": ..., "sample_rate": ...}`` init args."""
+    try:
+        args = yaml_config["model"]["init_args"]
+        parts = {name: args[name]["init_args"] for name in ("feature_extractor", "backbone", "head")}
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{where} is not a WavTokenizer training config: it needs model.init_args "
+                              "with feature_extractor, backbone and head (each with init_args)") from None
+    return {**parts, "sample_rate": args.get("sample_rate", 24000)}
+
+
+def is_wavtokenizer_yaml(path: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+        return "dowmsamples" in data["model"]["init_args"]["feature_extractor"]["init_args"]
+    except Exception:  # any unreadable or differently shaped YAML is simply not ours
+        return False
+
+
+def config_from_yaml(yaml_config: dict, where: str = "config.yaml") -> CodecConfig:
+    """Our :class:`CodecConfig` for a WavTokenizer YAML (40 or 75 tokens/s, sizes from the YAML)."""
+    args = model_args(yaml_config, where)
+    fe, backbone, head = args["feature_extractor"], args["backbone"], args["head"]
+    require(fe, ("dowmsamples",), f"{where} feature_extractor")
+    require(backbone, ("input_channels", "dim", "intermediate_dim", "num_layers"), f"{where} backbone")
+    require(head, ("n_fft", "hop_length"), f"{where} head")
+    found = (list(fe["dowmsamples"]), head["n_fft"], head["hop_length"])
+    rate = next((r for r, known in FRAME_RATES.items() if list(known) == list(found)), None)
+    if rate is None:
+        raise CheckpointError(f"{where}: dowmsamples/n_fft/hop_length {found} match neither released "
+                              f"WavTokenizer ({FRAME_RATES}); use the YAML that came with the checkpoint")
+    base = wavtokenizer(rate)
+    return base.replace(
+        sample_rate=args["sample_rate"],
+        encoder=dict(dimension=backbone["input_channels"]),
+        quantizer=dict(dim=backbone["input_channels"], codebook_size=fe.get("vq_bins", 4096),
+                       n_q=fe.get("num_quantizers", 1)),
+        decoder=dict(input_channels=backbone["input_channels"], dim=backbone["dim"],
+                     intermediate_dim=backbone["intermediate_dim"], num_layers=backbone["num_layers"],
+                     adanorm_num_embeddings=backbone.get("adanorm_num_embeddings"),
+                     padding=head.get("padding", "same")))
+
+
+def read_lightning_state(path: Path) -> State:
+    """The ``state_dict`` of a Lightning checkpoint (tensors only; old pickles fall back with a warning)."""
+    import pickle
+
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError):
+        warnings.warn(f"{path}: not loadable with weights_only=True (it pickles Python objects); loading "
+                      "it fully, which runs code from the file: only do this with files you trust",
+                      stacklevel=3)
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
+    return checkpoint["state_dict"]
+
+
+def convert_state(state: State) -> State:
+    kept = {k: v for k, v in state.items() if k.startswith(KEPT) and not k.startswith(UNUSED)}
+    out = rename({k: v for k, v in kept.items() if not k.startswith(CODEBOOK_PREFIX)}, ENCODER_RULES)
+    levels = take(kept, CODEBOOK_PREFIX)
+    for level in sorted({k.split(".")[0] for k in levels}, key=int):
+        buffers = take(levels, f"{level}._codebook.")
+        for name, value in codebook_from_encodec(buffers, f"{CODEBOOK_PREFIX}{level}").items():
+            out[f"quantizer.layers.{level}.codebook.{name}"] = value
+    return out
+
+
+def check_pair(config: CodecConfig, state: State, yaml_path: Path, ckpt_path: Path) -> None:
+    """Refuse a YAML of the other token rate before a wall of shape errors."""
+    head = state.get("head.out.weight")
+    n_fft = config.decoder["n_fft"]
+    if head is not None and head.shape[0] != n_fft + 2:
+        other = next((r for r, (_, nf, _) in FRAME_RATES.items() if nf + 2 == head.shape[0]), None)
+        raise CheckpointError(
+            f"{yaml_path.name} describes {config.name} (iSTFT n_fft {n_fft}), but {ckpt_path.name} has a "
+            f"{head.shape[0] - 2}-point head" + (f", i.e. WavTokenizer {other} tokens/s" if other else "")
+            + ": use the YAML of the same token rate as the checkpoint")
+
+
+def convert(yaml_path: str | Path, ckpt_path: str | Path) -> Codec:
+    """A :class:`Codec` (eval mode, weight norm kept) from a WavTokenizer YAML + checkpoint."""
+    import yaml
+
+    yaml_path, ckpt_path = Path(yaml_path), Path(ckpt_path)
+    config = config_from_yaml(yaml.safe_load(yaml_path.read_text()), str(yaml_path))
+    state = read_lightning_state(ckpt_path)
+    check_pair(config, state, yaml_path, ckpt_path)
+    return load_converted(build(config), convert_state(state), str(ckpt_path))

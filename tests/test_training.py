@@ -1,0 +1,252 @@
+"""Training: recipes, the GAN LightningModule (step counting, resume, export), data order, CLI configs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+pl = pytest.importorskip("lightning.pytorch")
+
+from audiotok.codecs import Codec  # noqa: E402
+from audiotok.codecs.families import get_config  # noqa: E402
+from audiotok.training.checkpointing import AtomicCheckpointIO, atomic_torch_save  # noqa: E402
+from audiotok.training.data import CodecDataModule, SeededOrderSampler  # noqa: E402
+from audiotok.training.module import CodecLightningModule  # noqa: E402
+from audiotok.training.recipes import get_recipe  # noqa: E402
+from audiotok.training.shared_random import shared_bernoulli, shared_rng  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = {  # (codec, recipe, discriminator width)
+    "speechtokenizer": ("speechtokenizer-tiny", "speechtokenizer", 0.0625),
+    "mimi": ("mimi-tiny", "mimi", 0.125),
+    "wavtokenizer": ("wavtokenizer-tiny", "wavtokenizer", 0.0625),
+}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class LossRecorder(pl.Callback):
+    """Logged training losses per generator step, and how many training batches ran."""
+
+    def __init__(self):
+        self.losses: dict[int, dict[str, float]] = {}
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches += 1
+        self.losses[trainer.global_step] = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")
+        }
+
+
+def make_module(family: str, **overrides) -> CodecLightningModule:
+    codec, recipe, width = TINY[family]
+    pl.seed_everything(0, verbose=False)
+    return CodecLightningModule(codec=codec, recipe=recipe, discriminator_width=width, **overrides)
+
+
+def make_data(**overrides) -> CodecDataModule:
+    options = dict(train="builtin:tiny", segment_seconds=0.25, val_segment_seconds=0.5, batch_size=2)
+    return CodecDataModule(**{**options, **overrides})
+
+
+def make_trainer(root: Path, max_steps: int, recorder: LossRecorder, every: int | None = None, **kwargs):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(dirpath=root, filename="{step}", every_n_train_steps=every, save_last=True,
+                                 save_top_k=-1)
+    options = dict(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+                   enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+                   limit_val_batches=0, plugins=[AtomicCheckpointIO()], callbacks=[checkpoint, recorder],
+                   default_root_dir=root)
+    return pl.Trainer(**{**options, **kwargs})
+
+
+# ---- recipes ------------------------------------------------------------------------------------
+def test_recipes_reproduce_published_settings():
+    st, mimi, wt = get_recipe("speechtokenizer"), get_recipe("mimi"), get_recipe("wavtokenizer")
+    assert set(st["discriminators"]) == {"mpd", "msd", "msstft"} and st["adversarial"] == "speechtokenizer"
+    assert (st["losses"]["l1"], st["losses"]["commitment"], st["losses"]["distill"]) == (500.0, 10.0, 120.0)
+    assert st["optim"]["generator"] == {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0,
+                                        "transformer_weight_decay": None}
+    assert mimi["losses"]["mel"] == 0 and mimi["losses"]["l1"] == 0 and set(mimi["discriminators"]) == {"msstft"}
+    assert mimi["codec_overrides"]["quantizer"]["no_quantization_rate"] == 0.5 and mimi["ema_decay"] == 0.99
+    assert mimi["optim"]["generator"]["transformer_weight_decay"] == 5e-2
+    assert set(wt["discriminators"]) == {"mpd", "mrd"} and wt["adversarial"] == "vocos"
+    assert (wt["losses"]["mel"], wt["losses"]["commitment"], wt["optim"]["generator"]["lr"]) == (45.0, 1000.0, 2e-4)
+
+
+def test_recipe_overrides_merge_and_unknown_keys_fail():
+    recipe = get_recipe({"base": "wavtokenizer", "optim": {"generator": {"lr": 1e-3}}},
+                        {"discriminators": {"msstft": {}}})
+    assert recipe["optim"]["generator"]["lr"] == 1e-3 and recipe["optim"]["generator"]["name"] == "adamw"
+    assert recipe["discriminators"] == {"msstft": {}}  # replaced, not merged
+    with pytest.raises(ValueError, match="unknown losses key"):
+        get_recipe("mimi", {"losses": {"mell": 1.0}})
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("encodec")
+
+
+def test_mimi_weight_decay_only_on_transformers():
+    module = make_module("mimi")
+    opt_g, _ = module.configure_optimizers()[0]
+    decays = sorted(group["weight_decay"] for group in opt_g.param_groups)
+    assert decays == [0.0, 0.05]
+    transformer_group = next(g for g in opt_g.param_groups if g["weight_decay"] == 0.05)
+    ids = {id(p) for p in module.codec.encoder_transformer.parameters()}
+    assert ids <= {id(p) for p in transformer_group["params"]}
+
+
+def test_warmup_needs_reconstruction_losses():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        make_module("mimi", warmup_steps=5)
+
+
+# ---- rank-shared randomness and data order ------------------------------------------------------
+def test_shared_draws_depend_only_on_seed_and_step():
+    module = make_module("mimi")
+    wav = torch.randn(4, 1, 4800) * 0.1
+
+    def kept(step):
+        with shared_rng(0, step):
+            return module.codec.quantizer(module.codec.encode_latent(wav).detach()).kept_levels
+
+    kept(0)  # k-means init draws random numbers once; afterwards codebook state is the same per call
+    module.codec.quantizer.set_update_ema(False)
+    torch.manual_seed(123)
+    first = kept(7)
+    torch.rand(100)  # other RNG use (e.g. another rank's data pipeline) must not matter
+    assert torch.equal(first, kept(7))
+    assert [shared_bernoulli(0.5, 0, s) for s in range(20)] == [shared_bernoulli(0.5, 0, s) for s in range(20)]
+    assert 0 < sum(shared_bernoulli(0.5, 0, s) for s in range(200)) < 200
+
+
+def test_sampler_order_is_seeded_and_resumable():
+    sampler = SeededOrderSampler(10, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.start = 4
+    assert list(sampler) == full[4:]
+    assert sorted(i for i, _ in full) == list(range(10))
+    assert len({seed for _, seed in full}) == 10  # every item gets its own crop seed
+    sampler.start = 0
+    sampler.set_epoch(3)
+    assert list(sampler) != full  # a new epoch, a new order
+
+
+# ---- fit, max_steps, resume, checkpoints -------------------------------------------------------
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_tiny_recipe_fits_and_resumes(family, tmp_path):
+    warmup = 0 if family == "mimi" else 1
+    recorder = LossRecorder()
+    make_trainer(tmp_path, 2, recorder, every=2).fit(make_module(family, warmup_steps=warmup), make_data())
+    assert recorder.batches == 2  # max_steps counts generator steps, not optimizer steps
+    checkpoint = torch.load(tmp_path / "step=2.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint["audiotok_codec_config"]["name"] == get_config(TINY[family][0]).name
+    codec_keys = [k for k in checkpoint["state_dict"] if k.startswith("codec.")]
+    assert any(k.endswith("embed") for k in codec_keys) and any(k.startswith("discriminator.") for k in checkpoint["state_dict"])
+    assert len(checkpoint["optimizer_states"]) == 2 and len(checkpoint["lr_schedulers"]) == 2
+    assert checkpoint["audiotok_d_steps"] == 2 - warmup
+    assert all(math.isfinite(v) for v in recorder.losses[2].values())
+
+    resumed = LossRecorder()
+    make_trainer(tmp_path, 3, resumed, every=3).fit(make_module(family, warmup_steps=warmup), make_data(),
+                                                    ckpt_path=str(tmp_path / "last.ckpt"))
+    assert resumed.batches == 1 and list(resumed.losses) == [3]
+    assert torch.load(tmp_path / "step=3.ckpt", weights_only=False)["audiotok_d_steps"] == 3 - warmup
+
+
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
+    """Mimi recipe: weight EMA, balancer, 50 % quantisation and quantizer dropout all resume exactly."""
+    torch.use_deterministic_algorithms(True)
+    try:
+        straight = LossRecorder()
+        make_trainer(tmp_path / "a", 4, straight).fit(make_module("mimi"), make_data())
+        first, second = LossRecorder(), LossRecorder()
+        make_trainer(tmp_path / "b", 2, first, every=2).fit(make_module("mimi"), make_data())
+        make_trainer(tmp_path / "b", 4, second).fit(make_module("mimi"), make_data(),
+                                                   ckpt_path=str(tmp_path / "b" / "last.ckpt"))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert list(second.losses) == [3, 4]
+    for step in (3, 4):
+        assert second.losses[step].keys() == straight.losses[step].keys()
+        for name, value in straight.losses[step].items():
+            assert second.losses[step][name] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, name)
+
+
+def test_atomic_save_never_leaves_a_broken_file(tmp_path, monkeypatch):
+    target = tmp_path / "last.ckpt"
+    atomic_torch_save({"step": 1}, target)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=False) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left
+
+
+def test_export_round_trip_uses_ema_weights(tmp_path):
+    module = make_module("mimi")
+    with torch.no_grad():  # make the EMA copy differ from the live weights
+        for p in module.codec.parameters():
+            p.add_(0.01)
+    module.export_tokenizer(tmp_path / "tok")
+    loaded = Codec.from_pretrained(tmp_path / "tok").eval()
+    shadow = module.weight_ema.shadow.eval()
+    wav = torch.randn(1, 1, 4800) * 0.1
+    assert torch.equal(loaded.encode(wav), shadow.encode(wav))
+    torch.testing.assert_close(loaded.decode(loaded.encode(wav)), shadow.decode(shadow.encode(wav)))
+
+
+def test_distillation_slot_trains_a_head_against_a_teacher():
+    from fractions import Fraction
+
+    from audiotok.distill import Teacher
+
+    class MeanTeacher(Teacher):  # a stand-in feature teacher: 4 features at 50 Hz on 16 kHz audio
+        sample_rate, frame_rate, dim = 16000, Fraction(50), 4
+
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Conv1d(1, 4, 320, stride=320)
+
+        def forward(self, wav, lengths=None):
+            return self.proj(wav)
+
+        def config_dict(self):
+            return {"kind": "mean"}
+
+    module = make_module("speechtokenizer", distill={"teacher": MeanTeacher(), "kind": "d_axis"})
+    assert module.weights["distill"] == 120.0
+    wav = torch.randn(2, 1, 8000) * 0.1
+    terms = module.generator_terms(wav, module.codec(wav), gan=False)
+    terms["distill"].backward()
+    assert module.distill.head.projection.weight.grad is not None
+    assert module.distill.teacher.proj.weight.grad is None
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_print_config_resolves_every_config(config, capsys):
+    from audiotok.training.cli import run_lightning_cli
+
+    with pytest.raises(SystemExit) as done:
+        run_lightning_cli(["fit", "--config", str(CONFIGS / config), "--print_config"])
+    assert done.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "model:" in printed and "recipe:" in printed and "max_steps:" in printed
