@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from audiotok.benchmarks.codec_metrics import codec_metrics, mel_distance, mrstft_distance, si_sdr
+from audiotok.benchmarks.codec_metrics import (
+    codec_metrics,
+    mel_distance,
+    mrstft_distance,
+    si_sdr,
+)
 from audiotok.benchmarks.efficiency import codebook_usage, token_rates
 from audiotok.benchmarks.scores import Missing, measure, summarize
 

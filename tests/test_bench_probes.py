@@ -3,9 +3,19 @@ probe finds speakers in the tokens; codebook sets parse as documented."""
 import pytest
 import torch
 
-from audiotok.benchmarks.probe_inputs import ProbeExample, codebook_label, parse_codebook_sets
+from audiotok.benchmarks.probe_inputs import (
+    ProbeExample,
+    codebook_label,
+    parse_codebook_sets,
+)
 from audiotok.benchmarks.speaker_probe import SpeakerProbeConfig, run_speaker_probe
-from audiotok.benchmarks.text_probe import ALPHABET, ProbeConfig, decode_greedy, encode_text, run_text_probe
+from audiotok.benchmarks.text_probe import (
+    ALPHABET,
+    ProbeConfig,
+    decode_greedy,
+    encode_text,
+    run_text_probe,
+)
 from audiotok.data.corpus.sentences import generate_sentences
 
 
@@ -57,10 +67,10 @@ def test_speaker_probe_finds_the_speaker_in_token_statistics():
     config = SpeakerProbeConfig(steps=60)
     both = run_speaker_probe(train, test, 32, config)
     assert both["accuracy"] == 1.0 and both["chance"] == 0.25
-    noise_only = [ProbeExample(e.codes[:1], e.frame_rate, None, e.speaker, e.id) for e in examples]
-    only = run_speaker_probe([noise_only[examples.index(e)] for e in train],
-                             [noise_only[examples.index(e)] for e in test], 32, config)
-    assert only["accuracy"] < 0.7
+    def noise_only(subset):
+        return [ProbeExample(e.codes[:1], e.frame_rate, None, e.speaker, e.id) for e in subset]
+
+    assert run_speaker_probe(noise_only(train), noise_only(test), 32, config)["accuracy"] < 0.7
 
 
 def test_codebook_sets_parse_and_label():

@@ -20,12 +20,10 @@ SR = 24000
 HOP = 1920
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
+@pytest.fixture(autouse=True)
+def _one_thread(_seed_and_threads):
+    """Frame-sized ops run faster on one thread than on two contended ones (after conftest's 2)."""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +41,7 @@ def long_audio():
 
 @pytest.fixture(scope="module")
 def offline(tiny, long_audio):
+    torch.set_num_threads(1)
     with torch.no_grad():
         codes = tiny.encode(long_audio, n_q=tiny.max_codebooks)
         return codes, tiny.decode(codes)

@@ -156,6 +156,8 @@ def test_tiny_recipe_fits_and_resumes(family, tmp_path):
     assert any(k.endswith("embed") for k in codec_keys) and any(k.startswith("discriminator.") for k in checkpoint["state_dict"])
     assert len(checkpoint["optimizer_states"]) == 2 and len(checkpoint["lr_schedulers"]) == 2
     assert checkpoint["audiotok_d_steps"] == 2 - warmup
+    g_state, d_state = (next(iter(o["state"].values())) for o in checkpoint["optimizer_states"])
+    assert int(g_state["step"]) == 2 and int(d_state["step"]) == 2 - warmup  # one D, one G update per batch
     assert all(math.isfinite(v) for v in recorder.losses[2].values())
 
     resumed = LossRecorder()

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--max-items", type=int, default=None, help="at most this many test utterances")
     q.add_argument("--examples", type=int, default=2, help="items with audio players and spectrograms in the HTML")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    q.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: steady real-time factors on a shared machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +91,7 @@ def run_quality(args: argparse.Namespace) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     tokenizers = args.tokenizer or ["speechtokenizer-tiny", "mimi-tiny", "wavtokenizer-tiny"]
-    none = lambda v: None if v in (None, "none", "") else v  # noqa: E731
+    none = lambda v: None if v in (None, "none", "") else v
     config = BenchConfig(asr=none(args.asr), speaker=none(args.speaker), resynth_codebooks=args.resynth_codebooks,
                          probe_codebooks=none(args.probe_codebooks),
                          probe=ProbeConfig(size=args.probe_size, steps=args.probe_steps,
@@ -116,7 +117,13 @@ class _progress:
     """Rich progress bars: ``progress(description, total)`` returns a callable advancing a new bar."""
 
     def __init__(self, console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), console=console, transient=False)

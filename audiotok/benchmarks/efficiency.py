@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,9 +20,9 @@ def codebook_usage(codes: Sequence[torch.Tensor], codebook_size: int) -> list[di
     stacked = torch.cat([c.long() for c in codes], dim=-1)  # [Q, sum F]
     usage = []
     for row in stacked:
-        counts = torch.bincount(row, minlength=codebook_size).double()
-        p = counts[counts > 0] / counts.sum()
+        counts = torch.unique(row, return_counts=True)[1].double()  # codes seen, any codebook size
+        p = counts / counts.sum()
         entropy = float(-(p * p.log()).sum())
-        usage.append({"perplexity": math.exp(entropy), "used": float((counts > 0).sum()) / codebook_size,
+        usage.append({"perplexity": math.exp(entropy), "used": len(counts) / codebook_size,
                       "normalized_entropy": entropy / math.log(codebook_size)})
     return usage

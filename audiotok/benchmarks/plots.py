@@ -26,18 +26,22 @@ def _png(fig) -> bytes:
 
 
 def bitrate_vs_quality(report: dict) -> bytes:
-    """One panel per quality metric: each tokenizer's codebook prefixes as a line over bitrate."""
+    """One panel per quality metric: each tokenizer's codebook prefixes as a line over bitrate,
+    the originals' value (ground truth) as a dashed line; one colour per tokenizer throughout."""
     plt = _pyplot()
-    axes_wanted = [(k, t) for k, t in QUALITY_AXES if any(r.get(k) is not None for r in report["rows"])]
-    fig, axes = plt.subplots(1, max(len(axes_wanted), 1), figsize=(3.6 * max(len(axes_wanted), 1), 3.2),
-                             squeeze=False)
+    wanted = [(k, t) for k, t in QUALITY_AXES if any(r.get(k) is not None for r in report["rows"] if "bitrate" in r)]
+    wanted = wanted or [("stoi", "STOI ↑")]
+    cols = min(3, len(wanted))
+    rows = -(-len(wanted) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     names = list(dict.fromkeys(r["tokenizer"] for r in report["rows"] if "bitrate" in r))
-    for ax, (key, title) in zip(axes[0], axes_wanted):
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+    for ax, (key, title) in zip(axes.flat, wanted):
         for name in names:
             pts = sorted((r["bitrate"] / 1000, r[key]) for r in report["rows"]
                          if r["tokenizer"] == name and r.get(key) is not None and "bitrate" in r)
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=name)
+                ax.plot(*zip(*pts), marker="o", color=colors[name], label=name)
         truth = next((r.get(key) for r in report["rows"] if r["tokenizer"] == "ground truth"), None)
         if truth is not None:
             ax.axhline(truth, color="gray", linestyle="--", linewidth=1, label="ground truth")
@@ -45,8 +49,12 @@ def bitrate_vs_quality(report: dict) -> bytes:
         ax.set_xlabel("bitrate (kbps)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    for ax in list(axes.flat)[len(wanted):]:
+        ax.axis("off")
+    handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)
 
 

@@ -3,8 +3,8 @@ table per codebook, and upsampled by repetition so that CTC has enough input fra
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -8,16 +8,20 @@ speaker similarity run on the test split; probes train on the train split and te
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from audiotok.benchmarks.codec_metrics import CODEC_METRICS, METRIC_RATE, codec_metrics
 from audiotok.benchmarks.efficiency import codebook_usage, token_rates
-from audiotok.benchmarks.probe_inputs import ProbeExample, codebook_label, parse_codebook_sets
+from audiotok.benchmarks.probe_inputs import (
+    ProbeExample,
+    codebook_label,
+    parse_codebook_sets,
+)
 from audiotok.benchmarks.protocol import has_random_weights, load_tokenizer
 from audiotok.benchmarks.resynthesis import Resynthesizer
 from audiotok.benchmarks.scores import Missing, measure, split_scores, summarize
@@ -152,20 +156,12 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
         codes = resynth.codes(list(needed.values()), step)
         cache[name] = {"folder": str(resynth.folder), "num_codebooks": tok.num_codebooks,
                        "sample_rate": tok.sample_rate}
-        usage[name] = codebook_usage([codes[i.id] for i in test], tok.codebook_size)
+        if not getattr(tok, "is_reference", False):
+            usage[name] = codebook_usage([codes[i.id] for i in test], tok.codebook_size)
         for n_q in resynth_prefixes(config.resynth_codebooks, tok.num_codebooks):
-            label = "all" if n_q == tok.num_codebooks else f"first {n_q}"
-            step = progress(f"{name} ({label}): resynthesis + metrics", len(test))
-            records = []
-            for item in test:
-                audio = _at_metric_rate(resynth.audio(item, n_q), tok.sample_rate)
-                scores = codec_metrics(references[item.id], audio)
-                judged, hyp = judges.score(item, references[item.id], audio)
-                records.append(_record(name, label, item, {**scores, **judged}, hyp))
-                step()
+            row, records = _resynthesis(name, tok, resynth, n_q, test, references, judges, progress)
+            rows.append(row)
             per_item += records
-            rates = token_rates(tok.frame_rate, n_q, tok.codebook_size)
-            rows.append(_summary_row(name, label, {**rates, **resynth.real_time_factors()}, records))
         if config.probe_codebooks and not getattr(tok, "is_reference", False):
             probes += _run_probes(name, tok, codes, train, items, test, config, progress)
         rows_meta = {"random_weights": has_random_weights(name), "sample_rate": tok.sample_rate,
@@ -179,13 +175,29 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
             "audio": {i.id: str(i.path) for i in test}, "cache": cache}
 
 
+def _resynthesis(name, tok, resynth: Resynthesizer, n_q: int, test, references, judges: Judges,
+                 progress) -> tuple[dict, list[dict]]:
+    """Decode the first ``n_q`` codebooks of every test item and score it: (summary row, records)."""
+    label = "all" if n_q == tok.num_codebooks else f"first {n_q}"
+    step = progress(f"{name} ({label}): resynthesis + metrics", len(test))
+    records = []
+    for item in test:
+        audio = _at_metric_rate(resynth.audio(item, n_q), tok.sample_rate)
+        scores = codec_metrics(references[item.id], audio)
+        judged, hyp = judges.score(item, references[item.id], audio)
+        records.append(_record(name, label, item, {**scores, **judged}, hyp))
+        step()
+    rates = token_rates(tok.frame_rate, n_q, tok.codebook_size)
+    return _summary_row(name, label, {**rates, **resynth.real_time_factors()}, records), records
+
+
 def _run_probes(name, tok, codes, train, items, test, config: BenchConfig, progress) -> list[dict]:
     results = []
     held_out = [i for i in items if i.split in ("dev", "test")]
     for chosen in parse_codebook_sets(config.probe_codebooks, tok.num_codebooks):
         label = codebook_label(chosen, tok.num_codebooks)
 
-        def examples(subset):
+        def examples(subset, chosen=chosen):
             return [ProbeExample(codes[i.id][chosen], tok.frame_rate, i.text, i.speaker, i.id)
                     for i in subset if i.id in codes]
 
@@ -193,7 +205,7 @@ def _run_probes(name, tok, codes, train, items, test, config: BenchConfig, progr
         row = {"tokenizer": name, "codebooks": label, "probe_size": config.probe.size}
         try:
             text = run_text_probe(examples(train), examples(test), tok.codebook_size, config.probe,
-                                  progress=lambda _: step())
+                                  progress=lambda _, step=step: step())
             row.update(probe_cer=text["cer"], probe_wer=text["wer"], mi=text["mi"],
                        mi_negatives=text["negatives"], text_probe_items=text["items"])
         except ValueError as err:

@@ -39,12 +39,12 @@ def table_rows(rows: list[dict], columns) -> tuple[list[str], list[list[str]]]:
 
 
 def notes(report: dict) -> list[str]:
-    out = [f"Data: {report['source']}; {report['test_items']} test utterances, {report['train_items']} "
-           f"training utterances (probes). Signal metrics at {report['metric_rate']} Hz.",
-           f"ASR: {report['backends']['asr'] or 'not run'}. Speaker similarity: "
-           f"{report['backends']['speaker'] or 'not run'} (cosine).",
-           "RTF = compute seconds per audio second on this machine (below 1 is faster than real time): "
-           f"{report['machine']['cpu']}, {report['machine']['torch_threads']} torch threads."]
+    out = [(f"Data: {report['source']}; {report['test_items']} test utterances, {report['train_items']} "
+            f"training utterances (probes). Signal metrics at {report['metric_rate']} Hz."),
+           (f"ASR: {report['backends']['asr'] or 'not run'}. Speaker similarity: "
+            f"{report['backends']['speaker'] or 'not run'} (cosine)."),
+           ("RTF = compute seconds per audio second on this machine (below 1 is faster than real time): "
+            f"{report['machine']['cpu']}, {report['machine']['torch_threads']} torch threads.")]
     probe = report["config"]["probe"]
     if report["probes"]:
         negatives = sorted({p.get("mi_negatives") for p in report["probes"] if p.get("mi_negatives") is not None})
@@ -123,19 +123,21 @@ def _safe(item_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", item_id)
 
 
-def html_report(report: dict, examples: int = 2) -> str:
+def html_report(report: dict, examples: int = 2, figures: dict[str, bytes] | None = None) -> str:
     from audiotok.benchmarks import plots
 
+    figures = figures if figures is not None else summary_figures(report)
     sections = [f"<h1>Tokenizer benchmark</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes(report))}</ul>",
                 "<h2>Metric by tokenizer</h2>", _html_table(*table_rows(report["rows"], RESYNTH_COLUMNS))]
     if report["probes"]:
         sections += ["<h2>Probes</h2>", _html_table(*table_rows(report["probes"], PROBE_COLUMNS))]
-    sections += ["<h2>Bitrate vs quality</h2>", _img(plots.bitrate_vs_quality(report), "bitrate vs quality")]
-    if report["usage"]:
-        sections += ["<h2>Codebook usage</h2>", _img(plots.codebook_usage_plot(report), "codebook usage")]
+    sections += ["<h2>Bitrate vs quality</h2>", _img(figures["bitrate_vs_quality"], "bitrate vs quality")]
+    if "codebook_usage" in figures:
+        sections += ["<h2>Codebook usage</h2>", _img(figures["codebook_usage"], "codebook usage")]
     for item_id, entries in example_audio(report, examples):
-        from audiotok.data import resample
         import torch
+
+        from audiotok.data import resample
 
         rate = 16_000
         at_rate = [(label, resample(torch.as_tensor(a)[None], r, rate)[0].numpy()) for label, a, r in entries]
@@ -155,8 +157,19 @@ def html_report(report: dict, examples: int = 2) -> str:
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
 
 
+def summary_figures(report: dict) -> dict[str, bytes]:
+    """``{"bitrate_vs_quality": png, "codebook_usage": png}`` (usage only when codes were seen)."""
+    from audiotok.benchmarks import plots
+
+    figures = {"bitrate_vs_quality": plots.bitrate_vs_quality(report)}
+    if report["usage"]:
+        figures["codebook_usage"] = plots.codebook_usage_plot(report)
+    return figures
+
+
 def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[str, Path]:
-    """Write ``report.json``, ``summary.md``, ``report.html`` into ``out_dir``; return their paths."""
+    """Write ``report.json``, ``summary.md``, ``report.html`` and the summary figures as PNG files
+    into ``out_dir``; return their paths."""
     from audiotok.benchmarks.results import machine_info
 
     out_dir = Path(out_dir)
@@ -165,5 +178,9 @@ def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[s
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "summary.md", "html": out_dir / "report.html"}
     paths["json"].write_text(json.dumps(report, indent=1, default=str))
     paths["markdown"].write_text(markdown(report))
-    paths["html"].write_text(html_report(report, examples))
+    figures = summary_figures(report)
+    for name, png in figures.items():
+        paths[name] = out_dir / f"{name}.png"
+        paths[name].write_bytes(png)
+    paths["html"].write_text(html_report(report, examples, figures))
     return paths

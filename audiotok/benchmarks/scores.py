@@ -3,8 +3,9 @@ reason, counted in the report, and never averaged as a number (no silent PESQ = 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)

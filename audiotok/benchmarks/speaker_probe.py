@@ -8,8 +8,8 @@ A distilled first codebook should score lower here and better on the text probe 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

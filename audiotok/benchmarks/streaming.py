@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager
 
 import torch
 
@@ -52,7 +52,7 @@ def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.
     codebooks = [m for m in codec.modules() if hasattr(m, "embed") and hasattr(m, "initialized")]
     for level, codebook in enumerate(codebooks):  # module order is level order
         seen = []
-        hook = codebook.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].float()))
+        hook = codebook.register_forward_pre_hook(lambda m, inputs, seen=seen: seen.append(inputs[0].float()))
         try:
             codec.quantizer(latent, level + 1)  # eval: no codebook learns
         finally:
@@ -75,22 +75,40 @@ def build_ours(n_q: int):
     return codec
 
 
-def build_moshi(n_q: int, layer_scale: float = 0.5, seed: int = 0):
-    """moshi's Mimi with random weights, random codebook centroids and LayerScale ``layer_scale``."""
+def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter: float = 0.5,
+                seed: int = 0):
+    """moshi's Mimi with random weights, LayerScale ``layer_scale`` and codebooks filled level by level
+    as in :func:`randomize_for_streaming` (moshi's codebook state: ``embedding_sum``, usage 1)."""
     try:
         from moshi.models import loaders
     except ImportError as err:
         raise RuntimeError(f"moshi is not installed ({err}); install it with: {MOSHI_INSTALL}") from err
     torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     mimi = loaders.get_mimi(None, device="cpu", num_codebooks=n_q).eval()
     with torch.no_grad():
         for module in mimi.modules():
             if type(module).__name__ == "LayerScale":
                 module.scale.fill_(layer_scale)
-            if hasattr(module, "embedding_sum") and hasattr(module, "cluster_usage"):
-                module.embedding_sum.normal_()
-                module.cluster_usage.fill_(1.0)
-                module._initialized.fill_(1.0)
+        noise = 0.3 * torch.randn(1, 1, int(seconds * mimi.sample_rate), generator=generator)
+        latent = mimi._encode_to_unquantized_latent(noise)
+        codebooks = [m for m in mimi.quantizer.modules() if hasattr(m, "embedding_sum")]
+        for codebook in codebooks:  # module order is level order
+            seen, encode = [], codebook.encode
+            codebook.encode = lambda x, encode=encode, seen=seen: (seen.append(x.reshape(-1, x.shape[-1])),
+                                                                   encode(x))[1]
+            try:
+                mimi.quantizer.encode(latent)
+            finally:
+                del codebook.encode
+            frames = seen[0].float()
+            size = codebook.embedding_sum.shape[0]
+            picks = frames[torch.randint(0, frames.shape[0], (size,), generator=generator)]
+            embed = picks + jitter * frames.std(0) * torch.randn(picks.shape, generator=generator)
+            codebook.embedding_sum.copy_(embed)
+            codebook.cluster_usage.fill_(1.0)
+            codebook._initialized.fill_(1.0)
+            codebook._embedding = None  # moshi caches embedding_sum / usage
     return mimi
 
 
@@ -103,7 +121,7 @@ class Implementation:
     name: str
     encode: Callable[[torch.Tensor], torch.Tensor]
     decode: Callable[[torch.Tensor], torch.Tensor]
-    streaming: Callable[[], ContextManager]  # opens one stream
+    streaming: Callable[[], AbstractContextManager]  # opens one stream
     encode_step: Callable[[torch.Tensor], torch.Tensor]
     decode_step: Callable[[torch.Tensor], torch.Tensor]
     frame_size: int = 1920
@@ -221,3 +239,11 @@ def run(args: argparse.Namespace) -> int:
          rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
                                 "n_q": args.n_q, "weights": "random, codebooks spread, LayerScale 0.5"})
     return 0
+
+
+if __name__ == "__main__":  # python -m audiotok.benchmarks.streaming (same as `audiotok bench streaming`)
+    import sys
+
+    _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

@@ -10,13 +10,18 @@ with K transcripts of other utterances drawn at random (seeded) per test utteran
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 
-from audiotok.benchmarks.probe_inputs import ProbeExample, TokenEmbedding, pad_codes, repeat_factor
+from audiotok.benchmarks.probe_inputs import (
+    ProbeExample,
+    TokenEmbedding,
+    pad_codes,
+    repeat_factor,
+)
 from audiotok.data.text import normalize_text
 from audiotok.data.wer import word_edits
 

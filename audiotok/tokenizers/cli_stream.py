@@ -8,33 +8,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="audio file to stream (any rate or channel count; mixed to mono)")
     parser.add_argument("output", help="where to write the decoded audio (WAV/FLAC)")
     parser.add_argument("--codec", default="mimi-tiny",
-                        help="a causal codec: registered name (random weights) or a saved codec folder")
+                        help="a causal codec: registered name (random weights), saved folder, training "
+                             "checkpoint or official Mimi weights")
     parser.add_argument("--chunk-frames", type=int, default=1, help="frames per streaming call")
     parser.add_argument("--n-q", type=int, default=None, help="codebooks per frame (codec default)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def load_codec(spec: str):
-    """A registered name builds that config with random weights; a folder loads a saved codec."""
-    from audiotok.codecs import Codec, available, build_codec
+    """Any codec ``audiotok.load`` accepts, weight norm folded, in eval mode."""
+    from audiotok.tokenizers.loading import load_codec as load
 
-    if spec in available():
-        print(f"note: {spec!r} is built with random weights (pass a saved codec folder for a "
-              "trained one)", file=sys.stderr)
-        return build_codec(spec).fold_weight_norm().eval()
-    if not Path(spec).exists():
-        raise SystemExit(f"--codec {spec!r} is neither a registered codec ({', '.join(available())}) "
-                         "nor an existing folder")
-    return Codec.from_pretrained(spec).fold_weight_norm().eval()
+    return load(spec).fold_weight_norm().eval()
 
 
 def latency_stats(seconds: list[float], audio_seconds_per_call: float) -> dict[str, float]:

@@ -17,6 +17,8 @@ decoding use disjoint modules and may interleave within that stream. Non-causal 
 """
 from __future__ import annotations
 
+from typing import Self
+
 import torch
 
 from audiotok.codecs.codec import Codec
@@ -108,7 +110,7 @@ class Stream:
         if self.is_open:
             self.codec.stop_streaming()
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
