@@ -7,7 +7,6 @@ on 3 s of speech and of noise.
 """
 import json
 
-
 import pytest
 import torch
 

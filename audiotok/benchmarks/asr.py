@@ -37,17 +37,10 @@ class WhisperRecognizer:
         return self.processor.batch_decode(ids, skip_special_tokens=True)[0]
 
 
-def _stateless_pocketsphinx():
-    """pocketsphinx, with its feature state (cepstral mean) reset before every utterance: otherwise
-    one utterance's hypothesis depends on the utterances decoded before it."""
+def _pocketsphinx():
     from audiotok.data.corpus.intelligibility import PocketsphinxRecognizer
 
-    class StatelessPocketsphinx(PocketsphinxRecognizer):
-        def transcribe(self, samples: np.ndarray) -> str:
-            self.decoder.reinit_feat()
-            return super().transcribe(samples)
-
-    asr = StatelessPocketsphinx()
+    asr = PocketsphinxRecognizer()
     asr.name = f"pocketsphinx {asr.version} (default en-us model)"
     return asr
 
@@ -55,7 +48,7 @@ def _stateless_pocketsphinx():
 def build_asr(spec: str):
     """``"pocketsphinx"`` or ``"whisper:PATH"`` -> an object with ``transcribe`` and ``name``."""
     if spec == "pocketsphinx":
-        return _stateless_pocketsphinx()
+        return _pocketsphinx()
     if spec.startswith("whisper:"):
         return WhisperRecognizer(spec.split(":", 1)[1])
     raise ValueError(f"unknown ASR backend {spec!r}; use 'pocketsphinx' or 'whisper:/local/checkpoint'")

@@ -54,6 +54,9 @@ def bitrate_vs_quality(report: dict) -> bytes:
     handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8,
                bbox_to_anchor=(0.5, -0.02))
+    random_names = sorted({r["tokenizer"] for r in report["rows"] if r.get("random_weights")})
+    if random_names:
+        fig.suptitle(f"random (untrained) weights: {', '.join(random_names)}", fontsize=9, color="firebrick")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audiotok.benchmarks.probe_inputs import ProbeExample, TokenEmbedding
+from audiotok.benchmarks.probe_inputs import ProbeExample, TokenEmbedding, pad_codes
 
 
 @dataclass
@@ -27,7 +27,7 @@ class SpeakerProbeConfig:
 
 
 class SpeakerProbe(nn.Module):
-    """``codes [1, Q, F]`` -> speaker logits ``[1, S]`` from the time-averaged token embedding."""
+    """A list of ``[Q, F_i]`` codes -> speaker logits ``[B, S]`` from the time-averaged token embedding."""
 
     def __init__(self, num_codebooks: int, codebook_size: int, num_speakers: int, dim: int):
         super().__init__()
@@ -35,7 +35,10 @@ class SpeakerProbe(nn.Module):
         self.classify = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, num_speakers))
 
     def pooled(self, items: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([self.embed(c[None])[0].mean(0) for c in items])
+        """Mean embedding over each item's valid frames: ``[B, dim]``."""
+        codes, lengths = pad_codes(items)
+        mask = (torch.arange(codes.shape[-1])[None] < lengths[:, None]).unsqueeze(-1)  # [B, F, 1]
+        return (self.embed(codes) * mask).sum(1) / lengths[:, None]
 
     def forward(self, items: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.classify(self.pooled(items))

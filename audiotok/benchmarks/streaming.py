@@ -67,10 +67,10 @@ def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.
     return codec
 
 
-def build_ours(n_q: int):
+def build_ours(n_q: int, codec_name: str = "mimi"):
     from audiotok.codecs import build_codec
 
-    codec = randomize_for_streaming(build_codec("mimi").fold_weight_norm())
+    codec = randomize_for_streaming(build_codec(codec_name).fold_weight_norm())
     codec.set_num_codebooks(n_q)
     return codec
 
@@ -128,10 +128,10 @@ class Implementation:
     sample_rate: int = 24000
 
 
-def ours(n_q: int) -> Implementation:
+def ours(n_q: int, codec_name: str = "mimi") -> Implementation:
     from audiotok.tokenizers.streaming import Stream
 
-    codec = build_ours(n_q)
+    codec = build_ours(n_q, codec_name)
     holder: dict = {}
 
     @contextmanager
@@ -181,6 +181,7 @@ def drift(impl: Implementation, wav: torch.Tensor, context_seconds: float = 10.0
     """Frame-by-frame vs offline for one implementation: codes and audio, before/after the context."""
     hop = impl.frame_size
     frames = wav.shape[-1] // hop
+    wav = wav[..., :frames * hop]  # whole frames, so offline has no padded tail
     codes = impl.encode(wav)
     decoded = impl.decode(codes)
     with impl.streaming():
@@ -192,10 +193,11 @@ def drift(impl: Implementation, wav: torch.Tensor, context_seconds: float = 10.0
     cut_sample = cut_frame * hop
     audio_diff = (streamed_audio - decoded).abs()[0, 0]
     mismatch = streamed_codes != codes
-    return {"codes ≠ before 10 s": int(mismatch[..., :cut_frame].sum()),
-            "codes ≠ after 10 s": int(mismatch[..., cut_frame:].sum()),
-            "max |Δaudio| before 10 s": float(audio_diff[:cut_sample].max()),
-            "max |Δaudio| after 10 s": float(audio_diff[cut_sample:].max())}
+    at = f"{context_seconds:g} s"
+    return {f"codes ≠ before {at}": int(mismatch[..., :cut_frame].sum()),
+            f"codes ≠ after {at}": int(mismatch[..., cut_frame:].sum()),
+            f"max |Δaudio| before {at}": float(audio_diff[:cut_sample].max()),
+            f"max |Δaudio| after {at}": float(audio_diff[cut_sample:].max())}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(threads)
             for impl in impls:
                 rows.append(latency_row(impl, wav, threads))
+                print(rows[-1], flush=True)  # progress; the table comes at the end
         torch.set_num_threads(max(args.threads))
         if args.drift_seconds > 0:
             for impl in impls:

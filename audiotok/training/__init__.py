@@ -20,7 +20,7 @@ _EXPORTS = {
     "Balancer": "losses", "MultiScaleMelLoss": "losses", "MultiResolutionSTFTLoss": "losses",
     "waveform_l1_loss": "losses",
 }  # fmt: skip
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - names resolve lazily
 
 
 def __getattr__(name: str):

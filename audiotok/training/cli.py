@@ -1,10 +1,12 @@
 """``audiotok fit|validate|test|predict``: LightningCLI over :class:`CodecLightningModule` and
 :class:`CodecDataModule`, with defaults that suit a CPU or a single GPU.
 
-Defaults (any config or ``--trainer.*`` flag overrides them): accelerator auto, CSV logger, no sanity validation, atomic checkpoint writes (:class:`AtomicCheckpointIO`),
-``use_distributed_sampler: false`` (the data module shards by rank itself). Always-on callbacks with
-their own config sections: ``checkpoint`` (a ModelCheckpoint, ``save_last`` on), ``export``
-(writes ``<log_dir>/tokenizer`` at the end of fit) and ``progress_bar`` (RichProgressBar). ``trainer.max_steps`` counts generator steps.
+Defaults (any config or ``--trainer.*`` flag overrides them): accelerator auto, CSV logger, no
+sanity validation, atomic checkpoint writes (:class:`AtomicCheckpointIO`), ``use_distributed_sampler:
+false`` (the data module shards by rank itself) and a RichProgressBar (unless ``enable_progress_bar:
+false``). Always-on callbacks with their own config sections: ``checkpoint`` (a ModelCheckpoint,
+``save_last`` on) and ``export`` (writes ``<log_dir>/tokenizer`` at the end of fit).
+``trainer.max_steps`` counts generator steps.
 """
 from __future__ import annotations
 
@@ -19,7 +21,11 @@ TRAINER_DEFAULTS = {
 
 
 def build_cli_class():
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import (
+        ModelCheckpoint,
+        ProgressBar,
+        RichProgressBar,
+    )
     from lightning.pytorch.cli import LightningCLI
 
     from audiotok.training.checkpointing import ExportTokenizer
@@ -29,7 +35,15 @@ def build_cli_class():
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "{step}"})
             parser.add_lightning_class_args(ExportTokenizer, "export")
-            parser.add_lightning_class_args(RichProgressBar, "progress_bar")
+
+        def instantiate_trainer(self, **kwargs):
+            """Add a RichProgressBar unless the config turns the bar off or brings its own."""
+            trainer = self._get(self.config_init, "trainer", default={})
+            callbacks = list(trainer.get("callbacks") or [])
+            if trainer.get("enable_progress_bar") is not False and not any(
+                    isinstance(c, ProgressBar) for c in callbacks):
+                kwargs["callbacks"] = [*callbacks, RichProgressBar()]
+            return super().instantiate_trainer(**kwargs)
 
     return CodecCLI
 

@@ -18,9 +18,16 @@ so a D+G batch would count twice. Here the discriminator step is taken *uncounte
 (:func:`step_uncounted`), so ``global_step``, ``trainer.max_steps``, checkpoint names,
 ``every_n_train_steps`` and the cosine schedule all count **generator steps**; the warm-up (no D step)
 counts the same way. ``train/d_steps`` logs the discriminator updates.
+
+**Several GPUs / nodes.** Use ``strategy: ddp_find_unused_parameters_true``: the D and G backward
+passes each touch only part of the module, and Lightning's ``manual_backward`` then tells DDP which
+parameters each pass used. EMA codebook statistics are all-reduced inside the quantizer, k-means and
+dead-code replacements broadcast from rank 0; the shared draws keep every rank on the same graph.
+Precision: ``32-true`` or ``bf16-mixed`` (``16-mixed``'s loss scaler is not wired into the Balancer).
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -108,9 +115,9 @@ class CodecLightningModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        overrides = dict(discriminators=discriminators, discriminator_width=discriminator_width,
-                         adversarial=adversarial, losses=losses, optim=optim, warmup_steps=warmup_steps,
-                         ema_decay=ema_decay, codec_overrides=codec_overrides)
+        overrides = {"discriminators": discriminators, "discriminator_width": discriminator_width,
+                         "adversarial": adversarial, "losses": losses, "optim": optim, "warmup_steps": warmup_steps,
+                         "ema_decay": ema_decay, "codec_overrides": codec_overrides}
         self.recipe = get_recipe(recipe, {k: v for k, v in overrides.items() if v is not None})
         self.seed = seed
         config = resolve_codec_config(codec)
@@ -200,25 +207,29 @@ class CodecLightningModule(pl.LightningModule):
         return terms
 
     def _generator_step(self, wav: torch.Tensor, out: CodecOutput, gan: bool, opt_g) -> dict[str, torch.Tensor]:
-        terms = self.generator_terms(wav, out, gan)
+        """One backward for the whole generator loss.
+
+        With a Balancer, the balanced terms are computed on a detached copy of the reconstruction; the
+        Balancer leaves its gradient there, and ``sum(audio * grad)`` carries it into the generator in the
+        same backward as the other terms (one ``manual_backward``: precision plugins and DDP see it).
+        """
+        proxy = out.audio.detach().requires_grad_(True) if self.balancer is not None else None
+        terms = self.generator_terms(wav, out if proxy is None else dataclasses.replace(out, audio=proxy), gan)
         weighted = {k: v for k, v in terms.items() if self.weights[k] > 0}
-        opt_g.zero_grad(set_to_none=True)
-        balanced = {k: v for k, v in weighted.items() if k in BALANCED_TERMS} if self.balancer else {}
-        rest = sum((self.weights[k] * v for k, v in weighted.items() if k not in balanced),
-                   out.audio.new_zeros(()))
+        balanced = {k: v for k, v in weighted.items() if proxy is not None and k in BALANCED_TERMS}
+        loss = sum((self.weights[k] * v for k, v in weighted.items() if k not in balanced), out.audio.new_zeros(()))
+        total = loss.detach()
         if balanced:
-            if rest.requires_grad:
-                self.manual_backward(rest, retain_graph=True)
-            total = rest.detach() + self.balancer.backward(balanced, out.audio)
-        else:
-            self.manual_backward(rest)
-            total = rest.detach()
+            total = total + self.balancer.backward(balanced, proxy)  # fills proxy.grad only
+            loss = loss + (out.audio * proxy.grad).sum()
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
         clip = self.recipe["optim"]["g_grad_clip"]
         if clip:
             self.clip_gradients(opt_g, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         opt_g.step()
         logs = {k: v.detach() for k, v in terms.items()}
-        if self.balancer is not None and balanced:
+        if balanced:
             logs.update({f"balancer/{k}": v for k, v in self.balancer.metrics.items()})
         logs["g_loss"] = total
         return logs

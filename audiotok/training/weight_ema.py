@@ -23,7 +23,7 @@ class WeightEMA(nn.Module):
         self.shadow = copy.deepcopy(model).eval()
         self.shadow.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "WeightEMA":  # the shadow always stays in eval mode
+    def train(self, mode: bool = True) -> WeightEMA:  # the shadow always stays in eval mode
         return super().train(False)
 
     @torch.no_grad()

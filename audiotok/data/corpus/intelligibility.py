@@ -38,6 +38,9 @@ class PocketsphinxRecognizer:
 
     def transcribe(self, samples: np.ndarray) -> str:
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        # Reset the feature state (cepstral mean): otherwise an utterance's hypothesis depends on
+        # the utterances decoded before it.
+        self.decoder.reinit_feat()
         self.decoder.start_utt()
         self.decoder.process_raw(pcm, full_utt=True)
         self.decoder.end_utt()

@@ -17,8 +17,9 @@ missing or does not match when they are one of them but incomplete or inconsiste
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Union
 
 from audiotok.codecs.codec import Codec
 
@@ -52,7 +53,7 @@ class Files:
         self.given, self.nearby = given, nearby
 
     @classmethod
-    def at(cls, path: PathLike | Sequence[PathLike]) -> "Files":
+    def at(cls, path: PathLike | Sequence[PathLike]) -> Files:
         paths = [Path(p).expanduser() for p in ([path] if isinstance(path, (str, Path)) else path)]
         for p in paths:
             if not p.exists():

@@ -19,7 +19,15 @@ import torch
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import mimi
 
-from .common import CheckpointError, State, build, load_converted, read_state, rename, require
+from .common import (
+    CheckpointError,
+    State,
+    build,
+    load_converted,
+    read_state,
+    rename,
+    require,
+)
 from .mimi_moshi import convert_codebooks
 
 LAYOUT_5X_RULES = [  # transformers 5.x module names -> the flat on-disk layout

@@ -15,7 +15,15 @@ from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import mimi
 from audiotok.codecs.quantizers import codebook_state_from_moshi
 
-from .common import CheckpointError, State, build, load_converted, read_state, rename, take
+from .common import (
+    CheckpointError,
+    State,
+    build,
+    load_converted,
+    read_state,
+    rename,
+    take,
+)
 
 KEY_RULES = [
     (r"\.conv\.conv\.", ".conv."),

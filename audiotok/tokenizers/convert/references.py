@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 

@@ -13,7 +13,17 @@ from pathlib import Path
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import speechtokenizer
 
-from .common import WEIGHT_NORM_RULES, State, build, codebook_from_encodec, load_converted, read_state, rename, require, take
+from .common import (
+    WEIGHT_NORM_RULES,
+    State,
+    build,
+    codebook_from_encodec,
+    load_converted,
+    read_state,
+    rename,
+    require,
+    take,
+)
 
 CONFIG_FIELDS = ("n_filters", "strides", "dimension", "semantic_dimension", "bidirectional", "lstm_layers",
                  "codebook_size", "n_q", "sample_rate")

@@ -17,8 +17,17 @@ import torch
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import wavtokenizer
 
-from .common import (WEIGHT_NORM_RULES, CheckpointError, State, build, codebook_from_encodec, load_converted,
-                     rename, require, take)
+from .common import (
+    WEIGHT_NORM_RULES,
+    CheckpointError,
+    State,
+    build,
+    codebook_from_encodec,
+    load_converted,
+    rename,
+    require,
+    take,
+)
 
 # (dowmsamples, n_fft, hop_length) of the two released token rates at 24 kHz
 FRAME_RATES = {40: ([6, 5, 5, 4], 2400, 600), 75: ([8, 5, 4, 2], 1280, 320)}
