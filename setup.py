@@ -32,7 +32,7 @@ setup(
     description="Neural audio codecs and speech tokenizers: SpeechTokenizer, Mimi, WavTokenizer "
     "from pluggable parts, one training CLI, streaming and benchmarks.",
     packages=find_packages(include=["audiotok", "audiotok.*"]),
-    package_data={"audiotok": ["configs/*.yaml", "assets/*"]},
+    package_data={"audiotok": ["assets/pretrained/*/*"]},
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require=EXTRAS,

@@ -64,9 +64,9 @@ def make_trainer(root: Path, max_steps: int, recorder: LossRecorder, every: int 
     checkpoint = ModelCheckpoint(dirpath=root, filename="{step}", every_n_train_steps=every, save_last=True,
                                  save_top_k=-1)
     options = {"max_steps": max_steps, "accelerator": "cpu", "logger": False, "enable_progress_bar": False,
-                   "enable_model_summary": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False,
-                   "limit_val_batches": 0, "plugins": [AtomicCheckpointIO()], "callbacks": [checkpoint, recorder],
-                   "default_root_dir": root}
+               "enable_model_summary": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False,
+               "limit_val_batches": 0, "plugins": [AtomicCheckpointIO()], "callbacks": [checkpoint, recorder],
+               "default_root_dir": root}
     return pl.Trainer(**{**options, **kwargs})
 
 
@@ -297,3 +297,44 @@ def test_cli_fit_exports_a_tokenizer_and_resumes(tmp_path, monkeypatch):
     resumed = torch.load(tmp_path / "runs" / "wavtokenizer-tiny" / "version_1" / "checkpoints" / "last.ckpt",
                          weights_only=False)
     assert resumed["global_step"] == 3
+
+
+DDP_SCRIPT = '''
+import torch, lightning.pytorch as pl
+from audiotok.training.module import CodecLightningModule
+from audiotok.training.data import CodecDataModule
+
+class Check(pl.Callback):
+    def on_train_end(self, trainer, module):
+        codebook = module.codec.quantizer.codebooks()[0]
+        summary = torch.stack([codebook.embed.sum(), sum(p.sum() for p in module.codec.parameters()),
+                               sum(p.sum() for p in module.discriminator.parameters())])
+        gathered = [torch.zeros_like(summary) for _ in range(2)]
+        torch.distributed.all_gather(gathered, summary)
+        print("RANK", trainer.global_rank, trainer.global_step, module.d_steps,
+              torch.equal(gathered[0], gathered[1]), flush=True)
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    pl.seed_everything(0)
+    module = CodecLightningModule(codec="mimi-tiny", recipe="mimi", discriminator_width=0.125)
+    data = CodecDataModule(segment_seconds=0.25, batch_size=2)
+    pl.Trainer(max_steps=3, accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true",
+               logger=False, enable_progress_bar=False, enable_checkpointing=False,
+               enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+               use_distributed_sampler=False, callbacks=[Check()]).fit(module, data)
+'''
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_stay_identical(tmp_path):
+    """Two CPU ranks (gloo): shared draws + all-reduced codebooks keep weights and codebooks equal."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                          check=False, cwd=tmp_path)
+    ranks = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("RANK"))
+    assert ranks == [["0", "3", "3", "True"], ["1", "3", "3", "True"]], done.stderr[-2000:]

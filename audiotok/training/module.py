@@ -116,8 +116,8 @@ class CodecLightningModule(pl.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         overrides = {"discriminators": discriminators, "discriminator_width": discriminator_width,
-                         "adversarial": adversarial, "losses": losses, "optim": optim, "warmup_steps": warmup_steps,
-                         "ema_decay": ema_decay, "codec_overrides": codec_overrides}
+                     "adversarial": adversarial, "losses": losses, "optim": optim, "warmup_steps": warmup_steps,
+                     "ema_decay": ema_decay, "codec_overrides": codec_overrides}
         self.recipe = get_recipe(recipe, {k: v for k, v in overrides.items() if v is not None})
         self.seed = seed
         config = resolve_codec_config(codec)
