@@ -174,7 +174,7 @@ class Codec(StreamingModule):
         return self._n_q
 
     def set_num_codebooks(self, n_q: int) -> None:
-        self._n_q = self._check_n_q(n_q)
+        self._n_q = self.resolve_n_q(n_q)
 
     @property
     def codebook_size(self) -> int:
@@ -192,7 +192,8 @@ class Codec(StreamingModule):
     def num_frames(self, num_samples: int) -> int:
         return math.ceil(num_samples / self.hop_length)
 
-    def _check_n_q(self, n_q: int | None) -> int:
+    def resolve_n_q(self, n_q: int | None) -> int:
+        """``n_q`` checked against this codec (``None``: the active number of codebooks)."""
         n_q = self._n_q if n_q is None else int(n_q)
         if not 1 <= n_q <= self.max_codebooks:
             raise ValueError(f"n_q must be between 1 and {self.max_codebooks} for this codec, got {n_q}")
@@ -229,7 +230,7 @@ class Codec(StreamingModule):
 
     def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """``[B, 1, T] -> codes [B, Q, ceil(T / hop)]`` (int64)."""
-        return self.quantizer.encode(self.encode_latent(wav), self._check_n_q(n_q))
+        return self.quantizer.encode(self.encode_latent(wav), self.resolve_n_q(n_q))
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes [B, Q, F] -> [B, 1, F * hop]`` for any ``Q <= max_codebooks``."""
@@ -246,7 +247,7 @@ class Codec(StreamingModule):
         """Training pass: reconstruction trimmed to the input length, codes, losses, metrics."""
         length = wav.shape[-1]
         latent = self.encode_latent(wav)
-        q: QuantizerOutput = self.quantizer(latent, None if n_q is None else self._check_n_q(n_q))
+        q: QuantizerOutput = self.quantizer(latent, None if n_q is None else self.resolve_n_q(n_q))
         audio = self.decode_latent(q.quantized)[..., :length]
         semantic = q.first_level
         if self.transform is not None:

@@ -77,6 +77,8 @@ def wavtokenizer(frame_rate: int = 75, tiny: bool = False) -> CodecConfig:
                    num_layers=vlayers, n_fft=n_fft, hop_length=hop, adanorm_num_embeddings=4,
                    padding="same", num_groups=groups)
     name = f"wavtokenizer-{frame_rate}" + ("-tiny" if tiny else "")
+    if tiny and frame_rate == 75:
+        name = "wavtokenizer-tiny"  # the registry's name for the 75 Hz tiny twin
     return CodecConfig(sample_rate=24000, encoder=encoder, quantizer=quantizer, decoder=decoder,
                        name=name, family="wavtokenizer")
 

@@ -39,14 +39,15 @@ def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """DataLoader ``collate_fn`` for dataset items: audio batched, other fields as lists.
 
     Returns ``{"audio": [B, C, T], "lengths": [B], "padding_mask": [B, T], "sample_rate": int,
-    "text", "speaker", "id", "path": lists}``.
+    "offsets": [B] (each crop's first sample in its file), "text", "speaker", "id", "path": lists}``.
     """
     rates = {item["sample_rate"] for item in items}
     if len(rates) != 1:
         raise ValueError(f"batch mixes sample rates {sorted(rates)}; pass sample_rate= to the dataset")
     audio, lengths, mask = collate_audio([i["audio"] for i in items], [i["length"] for i in items])
     batch: dict[str, Any] = {
-        "audio": audio, "lengths": lengths, "padding_mask": mask, "sample_rate": rates.pop()
+        "audio": audio, "lengths": lengths, "padding_mask": mask, "sample_rate": rates.pop(),
+        "offsets": torch.as_tensor([item.get("offset", 0) for item in items], dtype=torch.long),
     }
     for key in ("text", "speaker", "id", "path"):
         batch[key] = [item.get(key) for item in items]

@@ -1,8 +1,9 @@
 """Map-style audio datasets: folders, JSONL manifests, LibriSpeech trees, Hugging Face datasets.
 
 Every dataset yields ``{"audio": [C, T] (C = 1 when mono), "sample_rate", "path", "text" (or None),
-"speaker", "id", "length"}``; ``length`` is the number of real samples (< T when a short clip was
-padded to ``segment_length``). Batch with :func:`audiotok.data.collate_items`.
+"speaker", "id", "length", "offset"}``; ``length`` is the number of real samples (< T when a short clip was
+padded to ``segment_length``), ``offset`` the crop's first sample in the file (0 when not cropped; what
+a feature cache needs to find the teacher frames of exactly this crop). Batch with :func:`audiotok.data.collate_items`.
 
 Bad files (unreadable, empty, NaN/Inf, absurd rate) never crash an epoch by default
 (``on_error="skip"``): the file is reported once with an :class:`AudioSkipWarning`, counted in
@@ -26,6 +27,19 @@ from audiotok.data.sources import (
     read_manifest,
 )
 from audiotok.data.transforms import crop_or_pad, normalize_loudness
+
+
+def crop_with_offset(
+    wav: torch.Tensor, segment_length: int, random: bool = True, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, int, int]:
+    """:func:`crop_or_pad` that also says where the crop starts: ``(segment [C, L], valid, offset)``.
+
+    Draws the offset exactly as ``crop_or_pad`` does (same generator use), so crops are unchanged.
+    """
+    spare = wav.shape[-1] - segment_length
+    offset = int(torch.randint(0, spare + 1, (1,), generator=generator)) if random and spare > 0 else 0
+    segment, valid = crop_or_pad(wav[..., offset:], segment_length, random=False)
+    return segment, valid, offset
 
 
 class AudioSkipWarning(UserWarning):
@@ -81,10 +95,10 @@ class AudioDataset(Dataset):
         wav, sr = self.read(index)
         if self.normalize_db is not None:
             wav = normalize_loudness(wav, self.normalize_db)
-        length = wav.shape[-1]
+        length, offset = wav.shape[-1], 0
         if self.segment_length is not None:
-            wav, length = crop_or_pad(wav, self.segment_length, random=self.random_crop)
-        return {**meta, "audio": wav, "sample_rate": sr, "length": length}
+            wav, length, offset = crop_with_offset(wav, self.segment_length, random=self.random_crop)
+        return {**meta, "audio": wav, "sample_rate": sr, "length": length, "offset": offset}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self)

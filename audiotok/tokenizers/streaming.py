@@ -64,7 +64,7 @@ class Stream:
             raise RuntimeError("this codec already has an open stream (state lives in its modules); "
                                "close it first, or load a second codec for a second stream")
         self.batch_size = batch_size
-        self.n_q = self.codec._check_n_q(n_q)
+        self.n_q = self.codec.resolve_n_q(n_q)
         self.codec.start_streaming(batch_size)
 
     @property

@@ -232,14 +232,14 @@ class Tokenizer:
         ``sample_rate`` is the rate of array inputs (None: already ``self.sample_rate``; files know
         their own). ``n_q`` / ``semantic_only`` override the codebooks for this call.
         """
-        n_q = 1 if semantic_only else self.codec._check_n_q(n_q)
+        n_q = 1 if semantic_only else self.codec.resolve_n_q(n_q)
         wavs = self.prepare(audio, sample_rate)
         return self.encode_waveforms(wavs, n_q)
 
     @torch.inference_mode()
     def encode_waveforms(self, wavs: Sequence[torch.Tensor], n_q: int | None = None) -> TokenizedAudio:
         """Mono ``[1, T_i]`` waveforms already at ``self.sample_rate`` → :class:`TokenizedAudio`."""
-        n_q = self.codec._check_n_q(n_q)
+        n_q = self.codec.resolve_n_q(n_q)
         lengths = [w.shape[-1] for w in wavs]
         limit = self._chunk_frames()
         codes: list[torch.Tensor | None] = [None] * len(wavs)
