@@ -1,12 +1,14 @@
 """`load`: one entry point for every kind of codec weights, detected in this order.
 
-1. a registered name (``audiotok info`` lists them): the architecture with fresh random weights;
-2. a folder written by ``save_pretrained`` (our ``config.json`` + ``model.safetensors``);
-3. a checkpoint of our training CLI (Lightning ``.ckpt`` holding ``audiotok_codec_config`` and
+1. a shipped trained tokenizer (``mimi-tiny-trained``; :mod:`audiotok.tokenizers.pretrained`), loaded
+   from its saved folder inside the package;
+2. a registered name (``audiotok info`` lists them): the architecture with fresh random weights;
+3. a folder written by ``save_pretrained`` (our ``config.json`` + ``model.safetensors``);
+4. a checkpoint of our training CLI (Lightning ``.ckpt`` holding ``audiotok_codec_config`` and
    ``state_dict`` keys under ``codec.``);
-4. an official checkpoint (SpeechTokenizer, Mimi in moshi's or Hugging Face's layout, WavTokenizer),
+5. an official checkpoint (SpeechTokenizer, Mimi in moshi's or Hugging Face's layout, WavTokenizer),
    converted by :mod:`audiotok.tokenizers.convert`;
-5. a Hugging Face hub id (``owner/name``), fetched with ``huggingface_hub`` and then detected as above.
+6. a Hugging Face hub id (``owner/name``), fetched with ``huggingface_hub`` and then detected as above.
 """
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ import torch
 
 from audiotok.codecs.codec import Codec, CodecConfig, load_state_strict
 from audiotok.codecs.families import REGISTRY, available, build_codec
+from audiotok.tokenizers.pretrained import (
+    available_pretrained_text,
+    is_pretrained,
+    pretrained_path,
+)
 from audiotok.tokenizers.tokenizer import Tokenizer
 
 TRAINING_CONFIG_KEY = "audiotok_codec_config"
@@ -53,26 +60,33 @@ def load_codec(name_or_path: str | Path) -> Codec:
     """The :class:`Codec` behind ``name_or_path`` (on the CPU), detected as the module doc says."""
     text = str(name_or_path)
     path = Path(name_or_path).expanduser()
+    if is_pretrained(text) and not path.exists():
+        return Codec.from_pretrained(pretrained_path(text))
     if text in REGISTRY and not path.exists():
         warnings.warn(f"{text!r} is a registered architecture: its weights are random. Load a trained "
-                      "checkpoint (a saved folder, a training .ckpt or official weights) for real codes",
-                      stacklevel=3)
+                      f"tokenizer ({available_pretrained_text()}) or checkpoint (a saved folder, a training .ckpt or official "
+                      "weights) for real codes", stacklevel=3)
         return build_codec(text)
     if path.exists():
         codec = _load_local(path)
         if codec is None:
             raise CheckpointError(
-                f"{path}: not a codec this library recognises. Expected a registered name "
-                f"({', '.join(available())}), a folder saved by save_pretrained (config.json + "
-                "model.safetensors), a training checkpoint (.ckpt from `audiotok fit`), or official "
-                "weights (SpeechTokenizer config.json + SpeechTokenizer.pt; Mimi "
-                "tokenizer-…-checkpoint125.safetensors or kyutai/mimi's config.json + model.safetensors; "
-                "WavTokenizer .yaml + .ckpt)")
+                f"{path}: not a codec this library recognises. Expected {_known_names()}, a folder "
+                "saved by save_pretrained (config.json + model.safetensors), a training checkpoint "
+                "(.ckpt from `audiotok fit`), or official weights (SpeechTokenizer config.json + "
+                "SpeechTokenizer.pt; Mimi tokenizer-…-checkpoint125.safetensors or kyutai/mimi's "
+                "config.json + model.safetensors; WavTokenizer .yaml + .ckpt)")
         return codec
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return _load_local_or_fail(download_from_hub(text), text)
-    raise FileNotFoundError(f"{text}: no such file or folder, and not a registered codec "
-                            f"({', '.join(available())}) or a hub id like 'kyutai/mimi'")
+    raise FileNotFoundError(f"{text}: no such file or folder, and not {_known_names()}, or a hub id "
+                            "like 'kyutai/mimi'")
+
+
+def _known_names() -> str:
+    """The names ``load`` accepts, for error messages."""
+    return (f"a registered codec ({', '.join(available())}), a shipped trained tokenizer "
+            f"({available_pretrained_text()})")
 
 
 def _load_local_or_fail(path: Path, label: str) -> Codec:

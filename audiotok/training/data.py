@@ -7,6 +7,12 @@ is *stateful* (``state_dict`` / ``load_state_dict``), so Lightning resumes mid-e
 unseen batch instead of replaying the epoch: a resumed run sees exactly the batches an uninterrupted
 run would. Because the sampler shards itself, the Trainer must run with ``use_distributed_sampler=False``
 (the CLI sets it).
+
+**Cached teacher targets.** When the model distils from a cache (``model.distill.cache``, a folder from
+``audiotok distill cache``), every training crop carries the teacher frames of exactly that crop,
+read with :meth:`audiotok.distill.FeatureCache.get` at the crop's offset: ``batch["teacher"]`` holds
+labels ``[B, Tt]`` (label caches) or features ``[B, Dt, Tt]``. Frames past a short clip's real samples
+repeat its last frame; the distillation slot masks them with ``batch["lengths"]``.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from audiotok.data import build_dataset, collate_items, crop_or_pad
+from audiotok.data import build_dataset, collate_items
+from audiotok.data.datasets import crop_with_offset
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -70,11 +77,25 @@ class SeededOrderSampler(Sampler):
             yield order[position], (self.seed * 1_000_003 + self.epoch) * 100_003 + position
 
 
-class SeededCropDataset(Dataset):
-    """Random crops of ``segment_length`` samples whose offset comes from the sampler's crop seed."""
+def crop_teacher_target(cache, path: str, offset: int, num_samples: int, sample_rate: int) -> torch.Tensor:
+    """Cached teacher frames of the crop ``[offset, offset + num_samples)`` of ``path`` (at ``sample_rate``).
 
-    def __init__(self, dataset, segment_length: int):
-        self.dataset, self.segment_length = dataset, segment_length
+    Labels ``[Tt]`` (int64) for label caches, features ``[Dt, Tt]`` otherwise;
+    ``Tt = ceil(num_samples * teacher_rate / sample_rate)``, the same for every crop of one length.
+    """
+    target = cache.get(path, offset, num_samples, sample_rate)
+    return target[0] if cache.output == "labels" else target
+
+
+class SeededCropDataset(Dataset):
+    """Random crops of ``segment_length`` samples whose offset comes from the sampler's crop seed.
+
+    With ``teacher_cache`` (a :class:`~audiotok.distill.FeatureCache`), each item also carries
+    ``"teacher"``: the cached teacher frames of its crop (:func:`crop_teacher_target`).
+    """
+
+    def __init__(self, dataset, segment_length: int, teacher_cache=None):
+        self.dataset, self.segment_length, self.teacher_cache = dataset, segment_length, teacher_cache
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -83,8 +104,20 @@ class SeededCropDataset(Dataset):
         index, crop_seed = key
         item = self.dataset[index]
         generator = torch.Generator().manual_seed(crop_seed)
-        audio, length = crop_or_pad(item["audio"], self.segment_length, random=True, generator=generator)
-        return {**item, "audio": audio, "length": length}
+        audio, length, offset = crop_with_offset(item["audio"], self.segment_length, random=True, generator=generator)
+        item = {**item, "audio": audio, "length": length, "offset": offset}
+        if self.teacher_cache is not None:
+            item["teacher"] = crop_teacher_target(self.teacher_cache, item["path"], offset, self.segment_length,
+                                                  item["sample_rate"])
+        return item
+
+
+def collate_training_items(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`audiotok.data.collate_items` plus ``"teacher"`` stacked to ``[B, Tt]`` / ``[B, Dt, Tt]`` when present."""
+    batch = collate_items(items)
+    if "teacher" in items[0]:
+        batch["teacher"] = torch.stack([item["teacher"] for item in items])
+    return batch
 
 
 class ResumableLoader(DataLoader):
@@ -128,6 +161,8 @@ class CodecDataModule(_lightning_datamodule()):
         sample_rate: None = the codec's (read from the model when training starts).
         segment_seconds: training crop length; val_segment_seconds: validation crop (from the start).
         batch_size, val_batch_size, num_workers, seed: loader settings (seed fixes order and crops).
+        teacher_cache: feature-cache folder whose per-crop teacher targets go into each training batch;
+            None = the attached model's ``distill.cache`` (if any).
     """
 
     def __init__(
@@ -141,6 +176,7 @@ class CodecDataModule(_lightning_datamodule()):
         val_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        teacher_cache: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -149,6 +185,7 @@ class CodecDataModule(_lightning_datamodule()):
         self.segment_seconds, self.val_segment_seconds = segment_seconds, val_segment_seconds
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.teacher_cache = teacher_cache
         self._train = self._val = self._test = None
 
     def _rate(self) -> int:
@@ -167,8 +204,21 @@ class CodecDataModule(_lightning_datamodule()):
         if (path / "manifest.jsonl").is_file():
             options["split"] = split
         if random_crop:  # crops are drawn by SeededCropDataset, from the sampler's seeds
-            return SeededCropDataset(build_dataset(path, **options), round(segment_seconds * rate))
+            return SeededCropDataset(build_dataset(path, **options), round(segment_seconds * rate),
+                                     self._teacher_cache())
         return build_dataset(path, segment_length=round(segment_seconds * rate), random_crop=False, **options)
+
+    def _teacher_cache(self):
+        """The :class:`~audiotok.distill.FeatureCache` to read targets from: ours, the model's, or None."""
+        folder = self.teacher_cache
+        if folder is None and self.trainer is not None:
+            distill = getattr(getattr(self.trainer, "lightning_module", None), "distill", None)
+            folder = getattr(distill, "cache_folder", None)
+        if folder is None:
+            return None
+        from audiotok.distill import FeatureCache
+
+        return FeatureCache(folder)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self._train is None:
@@ -191,7 +241,7 @@ class CodecDataModule(_lightning_datamodule()):
 
     def train_dataloader(self) -> ResumableLoader:
         sampler = SeededOrderSampler(len(self._train), self.seed, shuffle=True)
-        return ResumableLoader(self._train, sampler, self.batch_size, collate_fn=collate_items,
+        return ResumableLoader(self._train, sampler, self.batch_size, collate_fn=collate_training_items,
                                num_workers=self.num_workers, persistent_workers=False)
 
     def _eval_loader(self, dataset) -> DataLoader | list:

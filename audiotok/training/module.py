@@ -167,7 +167,7 @@ class CodecLightningModule(pl.LightningModule):
         logs: dict[str, torch.Tensor | float] = {}
         if gan and shared_bernoulli(self.recipe["optim"]["d_update_prob"], self.seed, step):
             logs.update(self._discriminator_step(wav, out.audio.detach(), opt_d))
-        logs.update(self._generator_step(wav, out, gan, opt_g))
+        logs.update(self._generator_step(wav, out, gan, opt_g, batch))
         sched_g.step()
         with warnings.catch_warnings():  # D's schedule follows generator steps, also when D skipped
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
@@ -191,8 +191,12 @@ class CodecLightningModule(pl.LightningModule):
         self.d_steps += 1
         return {"d_loss": loss.detach(), **terms}
 
-    def generator_terms(self, wav: torch.Tensor, out: CodecOutput, gan: bool) -> dict[str, torch.Tensor]:
-        """Every generator loss term, unweighted: mel, l1, commitment [, adversarial, feature, distill]."""
+    def generator_terms(self, wav: torch.Tensor, out: CodecOutput, gan: bool,
+                        batch: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+        """Every generator loss term, unweighted: mel, l1, commitment [, adversarial, feature, distill].
+
+        ``batch`` gives distillation its per-crop cached teacher targets and valid lengths.
+        """
         mel, _ = self.mel_loss(out.audio, wav)
         terms = {"mel": mel, "l1": waveform_l1_loss(out.audio, wav), "commitment": out.commitment_loss}
         if gan:
@@ -203,10 +207,11 @@ class CodecLightningModule(pl.LightningModule):
                 self.discriminator.requires_grad_(True)
             terms["adversarial"], terms["feature"] = self.adversarial.generator_losses(real_out, fake_out)
         if self.distill is not None:
-            terms["distill"] = self.distill(out.semantic, wav)
+            terms["distill"] = self.distill(out.semantic, wav, batch)
         return terms
 
-    def _generator_step(self, wav: torch.Tensor, out: CodecOutput, gan: bool, opt_g) -> dict[str, torch.Tensor]:
+    def _generator_step(self, wav: torch.Tensor, out: CodecOutput, gan: bool, opt_g,
+                        batch: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
         """One backward for the whole generator loss.
 
         With a Balancer, the balanced terms are computed on a detached copy of the reconstruction; the
@@ -214,7 +219,7 @@ class CodecLightningModule(pl.LightningModule):
         same backward as the other terms (one ``manual_backward``: precision plugins and DDP see it).
         """
         proxy = out.audio.detach().requires_grad_(True) if self.balancer is not None else None
-        terms = self.generator_terms(wav, out if proxy is None else dataclasses.replace(out, audio=proxy), gan)
+        terms = self.generator_terms(wav, out if proxy is None else dataclasses.replace(out, audio=proxy), gan, batch)
         weighted = {k: v for k, v in terms.items() if self.weights[k] > 0}
         balanced = {k: v for k, v in weighted.items() if proxy is not None and k in BALANCED_TERMS}
         loss = sum((self.weights[k] * v for k, v in weighted.items() if k not in balanced), out.audio.new_zeros(()))
