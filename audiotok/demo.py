@@ -2,8 +2,9 @@
 
 Builds (or reuses) the offline speech corpus, takes a test utterance, tokenizes it with a codec,
 decodes it back, and prints what a speech-LM builder wants to know: sample rate, frame rate,
-codebooks, bitrate, tokens per second, and how close the resynthesis is. With a registered name the
-weights are random unless you pass a trained folder or checkpoint (``--codec runs/.../tokenizer``).
+codebooks, bitrate, tokens per second, and how close the resynthesis is. The default codec is a tiny
+Mimi trained on that corpus and shipped with the package; a registered architecture name has random
+weights.
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--codec", default="mimi-tiny",
-                        help="registered name, saved folder or checkpoint (default: mimi-tiny)")
+    parser.add_argument("--codec", default="mimi-tiny-trained",
+                        help="shipped trained name (e.g. mimi-tiny-trained), registered architecture "
+                        "(random weights), saved folder, checkpoint or official weights "
+                        "(default: mimi-tiny-trained, a tiny Mimi trained on the built-in corpus)")
     parser.add_argument("--audio", default=None, help="an audio file (default: a built-in corpus utterance)")
     parser.add_argument("--out", default="demo_out", help="folder for the resynthesised audio")
     parser.add_argument("--n-q", type=int, default=None, help="number of codebooks to use")
@@ -76,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
-    if not Path(str(args.codec)).exists():
+    from audiotok.codecs import available
+
+    if args.codec in available():
         console.print("[yellow]note:[/] a registered name has random weights: train one with "
                       "`audiotok fit --config configs/mimi-tiny.yaml` or load official weights.")
     return 0
