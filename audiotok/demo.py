@@ -3,7 +3,7 @@
 Builds (or reuses) the offline speech corpus, takes a test utterance, tokenizes it with a codec,
 decodes it back, and prints what a speech-LM builder wants to know: sample rate, frame rate,
 codebooks, bitrate, tokens per second, and how close the resynthesis is. The default codec is a tiny
-Mimi trained on that corpus and shipped with the package; a registered architecture name has random
+WavTokenizer trained on that corpus and shipped with the package; a registered architecture name has random
 weights.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--codec", default="mimi-tiny-trained",
+    parser.add_argument("--codec", default="wavtokenizer-tiny-trained",
                         help="shipped trained name (e.g. mimi-tiny-trained), registered architecture "
                         "(random weights), saved folder, checkpoint or official weights "
-                        "(default: mimi-tiny-trained, a tiny Mimi trained on the built-in corpus)")
+                        "(default: wavtokenizer-tiny-trained, a tiny WavTokenizer trained on the built-in corpus)")
     parser.add_argument("--audio", default=None, help="an audio file (default: a built-in corpus utterance)")
     parser.add_argument("--out", default="demo_out", help="folder for the resynthesised audio")
     parser.add_argument("--n-q", type=int, default=None, help="number of codebooks to use")
