@@ -24,14 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/speed.json", help="JSON output path")
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def elapsed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def ours(name: str):
@@ -77,15 +74,17 @@ def reference(family: str):
     return sr, no_grad(encode), no_grad(decode)
 
 
-def measure(sr: int, encode, decode, seconds: float, repeats: int) -> tuple[float, float]:
+def measure(sr: int, encode, decode, seconds: float) -> tuple[torch.Tensor, object, object]:
+    """The test signal and the two timed calls for one implementation."""
     torch.manual_seed(0)
     wav = 0.1 * torch.randn(1, 1, int(seconds * sr))
-    codes = encode(wav)
-    return (best_time(lambda: encode(wav), repeats) / seconds,
-            best_time(lambda: decode(codes), repeats) / seconds)
+    codes = encode(wav)  # warm-up, and the codes decode times
+    return wav, (lambda: encode(wav)), (lambda: decode(codes))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Ours and the reference alternate run by run (same threads, same moment), best of ``repeats``,
+    so a machine whose load changes during the benchmark cannot favour either side."""
     from audiotok.benchmarks.results import emit
 
     rows = []
@@ -93,15 +92,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         for family in args.families:
             implementations = {"audiotok": ours(FAMILIES[family]), "reference": reference(family)}
-            for impl, built in implementations.items():
-                for threads in args.threads:
+            ready = {k: v for k, v in implementations.items() if not isinstance(v, str)}
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                calls = {k: measure(*built, args.seconds) for k, built in ready.items()}
+                best = {k: [float("inf"), float("inf")] for k in calls}
+                for _ in range(args.repeats):
+                    for impl, (_, encode, decode) in calls.items():
+                        best[impl][0] = min(best[impl][0], elapsed(encode))
+                        best[impl][1] = min(best[impl][1], elapsed(decode))
+                for impl, built in implementations.items():
                     row = {"family": family, "implementation": impl, "threads": threads}
                     if isinstance(built, str):
                         rows.append({**row, "tokenize_rtf": None, "detokenize_rtf": None, "note": built})
-                        break
-                    torch.set_num_threads(threads)
-                    enc, dec = measure(*built, args.seconds, args.repeats)
-                    rows.append({**row, "tokenize_rtf": enc, "detokenize_rtf": dec, "note": ""})
+                    else:
+                        enc, dec = best[impl]
+                        rows.append({**row, "tokenize_rtf": enc / args.seconds,
+                                     "detokenize_rtf": dec / args.seconds, "note": ""})
     finally:
         torch.set_num_threads(previous_threads)
     emit(f"Speed: real-time factor on {args.seconds:g} s of audio (lower is faster)", rows, args.out,
