@@ -311,8 +311,10 @@ class Check(pl.Callback):
                                sum(p.sum() for p in module.discriminator.parameters())])
         gathered = [torch.zeros_like(summary) for _ in range(2)]
         torch.distributed.all_gather(gathered, summary)
-        print("RANK", trainer.global_rank, trainer.global_step, module.d_steps,
-              torch.equal(gathered[0], gathered[1]), flush=True)
+        # A file per rank: a child rank's stdout may be cut when rank 0 tears the group down.
+        with open(f"rank{trainer.global_rank}.txt", "w") as f:
+            f.write(f"RANK {trainer.global_rank} {trainer.global_step} {module.d_steps} "
+                    f"{torch.equal(gathered[0], gathered[1])}")
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -336,5 +338,5 @@ def test_ddp_two_ranks_stay_identical(tmp_path):
     script.write_text(DDP_SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
                           check=False, cwd=tmp_path)
-    ranks = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("RANK"))
+    ranks = sorted(p.read_text().split()[1:] for p in tmp_path.glob("rank*.txt"))
     assert ranks == [["0", "3", "3", "True"], ["1", "3", "3", "True"]], done.stderr[-2000:]
