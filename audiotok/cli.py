@@ -28,6 +28,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
+class CommandError(Exception):
+    """A problem with a command's arguments or surroundings (bad ``-o``, a model that does not load,
+    ``--n-q`` out of range, a busy output folder): ``main`` prints ``error: <message>`` as one line and
+    returns ``code`` (2, like argparse's usage errors) instead of a traceback."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
@@ -57,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
+    except CommandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

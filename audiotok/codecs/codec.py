@@ -37,6 +37,36 @@ ENCODERS = {"seanet": SEANetEncoder}
 DECODERS = {"seanet": SEANetDecoder, "vocos": _build_vocos}
 
 
+def _is_int(value: Any) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# CodecConfig field -> (check, what it must be), used by CodecConfig.from_dict.
+_FIELD_RULES: dict[str, tuple[Any, str]] = {
+    "sample_rate": (lambda v: _is_int(v) and v > 0, "a positive integer (Hz, e.g. 24000)"),
+    "encoder": (lambda v: isinstance(v, dict), "a dict (the part's type and arguments)"),
+    "quantizer": (lambda v: isinstance(v, dict), "a dict (the part's type and arguments)"),
+    "decoder": (lambda v: isinstance(v, dict), "a dict (the part's type and arguments)"),
+    "encoder_transformer": (lambda v: v is None or isinstance(v, dict), "a dict or null"),
+    "decoder_transformer": (lambda v: v is None or isinstance(v, dict), "a dict or null"),
+    "resample_stride": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "resample_depthwise_up": (lambda v: isinstance(v, bool), "true or false"),
+    "causal": (lambda v: isinstance(v, bool), "true or false"),
+    "semantic_dim": (lambda v: v is None or _is_int(v) and v > 0, "a positive integer or null"),
+    "default_n_q": (lambda v: v is None or _is_int(v) and v > 0, "a positive integer or null"),
+    "name": (lambda v: isinstance(v, str), "a string"),
+    "family": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """What ``value`` of CodecConfig field ``name`` must be, if it is not; None when it is fine."""
+    rule = _FIELD_RULES.get(name)
+    return None if rule is None or rule[0](value) else rule[1]
+
+
 @dataclass
 class CodecConfig:
     """Everything needed to build a :class:`Codec`; ``type`` keys pick the part implementations."""
@@ -60,10 +90,24 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CodecConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
+        """A config from a dict (JSON / YAML); ``ValueError`` naming any unknown, missing or
+        wrongly typed field (e.g. ``"sample_rate": "fast"``) before anything is built."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a CodecConfig is a dict of fields, got a {type(data).__name__}")
+        fields = dataclasses.fields(cls)
+        known = {f.name for f in fields}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown CodecConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        missing = [f.name for f in fields if f.name not in data
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ValueError(f"CodecConfig lacks the required fields {missing}")
+        for name, value in data.items():
+            problem = _field_problem(name, value)
+            if problem:
+                raise ValueError(f"CodecConfig field {name!r} must be {problem}, got {value!r} "
+                                 f"({type(value).__name__})")
         return cls(**copy.deepcopy(data))
 
     def save(self, path: str | Path) -> None:
@@ -243,10 +287,23 @@ class Codec(StreamingModule):
                              f"[{int(codes.min())}, {int(codes.max())}]")
         return self.decode_latent(self.quantizer.decode(codes))
 
-    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
-        """Training pass: reconstruction trimmed to the input length, codes, losses, metrics."""
+    def forward(self, wav: torch.Tensor, n_q: int | None = None, quantize: bool = True) -> CodecOutput:
+        """Training pass: reconstruction trimmed to the input length, codes, losses, metrics.
+
+        ``quantize=False`` bypasses the quantizer (the decoder gets the continuous latent, codebooks
+        neither initialise nor learn, commitment is 0, codes are ``[B, 0, F]``): the quantizer warm-up
+        of :class:`~audiotok.training.CodecLightningModule`, which lets encoder and decoder learn a
+        latent worth quantizing before k-means initialises the codebooks on it.
+        """
         length = wav.shape[-1]
         latent = self.encode_latent(wav)
+        if not quantize:
+            audio = self.decode_latent(latent)[..., :length]
+            semantic = latent if self.transform is None else self.transform(latent.transpose(1, 2)).transpose(1, 2)
+            return CodecOutput(audio=audio, codes=latent.new_zeros((latent.shape[0], 0, latent.shape[-1]),
+                                                                   dtype=torch.long),
+                               commitment_loss=latent.new_zeros(()), semantic=semantic, latent=latent,
+                               metrics={})
         q: QuantizerOutput = self.quantizer(latent, None if n_q is None else self.resolve_n_q(n_q))
         audio = self.decode_latent(q.quantized)[..., :length]
         semantic = q.first_level

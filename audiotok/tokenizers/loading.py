@@ -9,10 +9,19 @@
 5. an official checkpoint (SpeechTokenizer, Mimi in moshi's or Hugging Face's layout, WavTokenizer),
    converted by :mod:`audiotok.tokenizers.convert`;
 6. a Hugging Face hub id (``owner/name``), fetched with ``huggingface_hub`` and then detected as above.
+
+PyTorch files (``.pt``, ``.pth``, ``.ckpt``) are read with ``torch.load(weights_only=True)``: tensors,
+plain containers and numbers only, plus the harmless value types in :data:`SAFE_GLOBALS`. Unpickling
+anything else can run code hidden in the file, so it needs an explicit ``trust_checkpoint=True``
+(only for files from a source you trust). Checkpoints written by ``audiotok fit`` load without it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import pathlib
+import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -40,24 +49,40 @@ KNOWN_HUB_FILES: dict[str, list[str]] = {
 DEFAULT_HUB_PATTERNS = ["*.json", "*.yaml", "*.yml", "*.safetensors", "*.ckpt", "*.pt"]
 
 
+# Globals a weights-only load may construct besides tensors, containers and numbers. Checkpoints of
+# `audiotok fit` (Lightning 2.x: state_dict, loops, callbacks, optimizer and scheduler states,
+# hyper-parameters, our codec config and recipe as plain dicts) need none of them; paths are listed
+# because hyper-parameters may hold one, and building a path runs no code.
+SAFE_GLOBALS: tuple = (pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath,
+                       pathlib.PureWindowsPath)
+TRUST_ADVICE = ("pass trust_checkpoint=True only if you trust this file (unpickling it can run any code "
+                "hidden in it)")
+
+
 class CheckpointError(ValueError):
     """Weights that cannot be loaded; the message says what was found and what to do."""
 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
          n_q: int | None = None, semantic_only: bool = False, fold_weight_norm: bool = True,
-         **options) -> Tokenizer:
+         trust_checkpoint: bool = False, **options) -> Tokenizer:
     """A ready :class:`Tokenizer` from a name, a folder, a checkpoint file or a hub id.
 
-    ``options`` go to :class:`Tokenizer` (``batch_size``, ``chunk_seconds``, ``context_seconds``).
+    ``trust_checkpoint``: allow PyTorch files (``.pt``/``.pth``/``.ckpt``) that pickle Python objects
+    to be fully unpickled, which runs whatever code the file names; leave it False (weights only)
+    unless you trust the file. ``options`` go to :class:`Tokenizer` (``batch_size``,
+    ``chunk_seconds``, ``context_seconds``).
     """
-    codec = load_codec(name_or_path)
+    codec = load_codec(name_or_path, trust_checkpoint=trust_checkpoint)
     return Tokenizer(codec, device=device, dtype=dtype, n_q=n_q, semantic_only=semantic_only,
                      fold_weight_norm=fold_weight_norm, source=str(name_or_path), **options)
 
 
-def load_codec(name_or_path: str | Path) -> Codec:
-    """The :class:`Codec` behind ``name_or_path`` (on the CPU), detected as the module doc says."""
+def load_codec(name_or_path: str | Path, trust_checkpoint: bool = False) -> Codec:
+    """The :class:`Codec` behind ``name_or_path`` (on the CPU), detected as the module doc says.
+
+    ``trust_checkpoint``: see :func:`load` (PyTorch files are read weights-only unless True).
+    """
     text = str(name_or_path)
     path = Path(name_or_path).expanduser()
     if is_pretrained(text) and not path.exists():
@@ -68,8 +93,13 @@ def load_codec(name_or_path: str | Path) -> Codec:
                       "weights) for real codes", stacklevel=3)
         return build_codec(text)
     if path.exists():
-        codec = _load_local(path)
+        codec = _load_local(path, trust_checkpoint)
         if codec is None:
+            if path.is_dir() and (path / "config.json").is_file() and not (path / "model.safetensors").exists():
+                raise CheckpointError(
+                    f"{path / 'model.safetensors'} is missing: {path} has a config.json but no weights "
+                    "this library recognises next to it. A folder saved by save_pretrained holds "
+                    "config.json and model.safetensors; copy the weights file in beside the config")
             raise CheckpointError(
                 f"{path}: not a codec this library recognises. Expected {_known_names()}, a folder "
                 "saved by save_pretrained (config.json + model.safetensors), a training checkpoint "
@@ -78,7 +108,7 @@ def load_codec(name_or_path: str | Path) -> Codec:
                 "config.json + model.safetensors; WavTokenizer .yaml + .ckpt)")
         return codec
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
-        return _load_local_or_fail(download_from_hub(text), text)
+        return _load_local_or_fail(download_from_hub(text), text, trust_checkpoint)
     raise FileNotFoundError(f"{text}: no such file or folder, and not {_known_names()}, or a hub id "
                             "like 'kyutai/mimi'")
 
@@ -89,11 +119,11 @@ def _known_names() -> str:
             f"({available_pretrained_text()})")
 
 
-def _load_local_or_fail(path: Path, label: str) -> Codec:
-    codec = _load_local(path)
+def _load_local_or_fail(path: Path, label: str, trust_checkpoint: bool = False) -> Codec:
+    codec = _load_local(path, trust_checkpoint)
     if codec is None:
         for child in sorted(path.iterdir()) if path.is_dir() else []:
-            codec = _load_local(child)
+            codec = _load_local(child, trust_checkpoint)
             if codec is not None:
                 break
     if codec is None:
@@ -102,15 +132,50 @@ def _load_local_or_fail(path: Path, label: str) -> Codec:
     return codec
 
 
-def _load_local(path: Path) -> Codec | None:
+def _load_local(path: Path, trust_checkpoint: bool = False) -> Codec | None:
     """Try our formats, then the official converters; None when nothing matches."""
-    if is_saved_folder(path):
-        return Codec.from_pretrained(path)
+    if path.is_dir() and _is_our_config(path / "config.json"):
+        return load_saved_folder(path)
     if path.is_file() and path.suffix in (".ckpt", ".pt", ".pth"):
-        checkpoint = _torch_load(path)
+        checkpoint = torch_load_checkpoint(path, trust_checkpoint)
         if isinstance(checkpoint, dict) and TRAINING_CONFIG_KEY in checkpoint:
             return codec_from_training_checkpoint(checkpoint, str(path))
-    return _convert_official(path)
+    return _convert_official(path, trust_checkpoint)
+
+
+def _is_our_config(config: Path) -> bool:
+    """True for a ``config.json`` that is a CodecConfig (has the part keys) or unreadable JSON next
+    to a ``model.safetensors`` (then :func:`load_saved_folder` says what is wrong with it)."""
+    if not config.is_file():
+        return False
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return (config.parent / "model.safetensors").is_file()
+    return isinstance(data, dict) and {"sample_rate", "encoder", "quantizer", "decoder"} <= set(data)
+
+
+def load_saved_folder(path: Path) -> Codec:
+    """A folder of ``save_pretrained``, with errors naming the bad or missing file."""
+    config_path, weights_path = path / "config.json", path / "model.safetensors"
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path} is missing: {config_path} is an audiotok codec config, "
+                              "and a saved codec folder holds config.json and model.safetensors (both "
+                              "written by save_pretrained); copy the weights file in beside the config")
+    try:
+        CodecConfig.load(config_path)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_path} is not valid JSON (line {err.lineno}, column {err.colno}: "
+                              f"{err.msg}); restore the config.json saved with the weights") from None
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{config_path}: {err}; fix the field or restore the config.json saved "
+                              "with the weights") from None
+    try:
+        return Codec.from_pretrained(path)
+    except Exception as err:
+        if type(err).__name__ == "SafetensorError":
+            raise unreadable_safetensors(weights_path, err) from None
+        raise
 
 
 def is_saved_folder(path: Path) -> bool:
@@ -125,21 +190,81 @@ def is_saved_folder(path: Path) -> bool:
     return isinstance(data, dict) and {"sample_rate", "encoder", "quantizer", "decoder"} <= set(data)
 
 
-def _torch_load(path: Path):
+def unreadable_safetensors(path: Path, err: Exception) -> CheckpointError:
+    """The error for a ``.safetensors`` file that safetensors cannot open (truncated, not safetensors)."""
+    size = path.stat().st_size if path.exists() else 0
+    return CheckpointError(f"{path}: not a readable safetensors file ({err}; {size} bytes); it is probably "
+                           "truncated or corrupt: download or copy it again")
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+PICKLE_PROTO = 0x80  # a pickle (torch.save's legacy format) starts with PROTO
+
+
+def torch_load_checkpoint(path: str | Path, trust_checkpoint: bool = False):
+    """``torch.load`` a ``.pt``/``.pth``/``.ckpt`` on the CPU, weights-only unless ``trust_checkpoint``.
+
+    Raises :class:`CheckpointError` naming the file and the problem: empty, truncated or not a
+    PyTorch file at all, or (weights-only) pickling Python objects, with the globals it asked for.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        head = f.read(len(ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not finish; fetch "
+                              "it again")
+    is_zip = head == ZIP_MAGIC
+    if not is_zip and head[0] != PICKLE_PROTO:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with bytes {head!r}, neither "
+                              "torch.save's zip archive nor a pickle); it is corrupt or another format")
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:  # old (non-zip) serialisation cannot be memory-mapped
-        return torch.load(str(path), map_location="cpu", weights_only=False)
+        with (allow(list(SAFE_GLOBALS)) if allow and not trust_checkpoint else contextlib.nullcontext()):
+            return torch.load(str(path), map_location="cpu", weights_only=not trust_checkpoint, mmap=is_zip)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+        if not trust_checkpoint and found:
+            raise CheckpointError(
+                f"{path} pickles Python objects ({', '.join(found)}), which a weights-only load refuses; "
+                f"{TRUST_ADVICE}") from None
+        if not trust_checkpoint and "Weights only load failed" in text:
+            raise CheckpointError(
+                f"{path} could not be read as weights only ({_last_line(text)}): it is corrupt, or it "
+                f"pickles Python objects; {TRUST_ADVICE}") from None
+        raise CheckpointError(f"{path} is corrupt (unpickling failed: {_last_line(text)}); fetch it "
+                              "again") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        what = "zip archive" if is_zip else "pickle"
+        raise CheckpointError(f"{path} is truncated or corrupt (reading its {what} failed: "
+                              f"{_last_line(str(err)) or type(err).__name__}); download or copy it "
+                              "again") from None
+    except (ValueError, LookupError, TypeError, AttributeError) as err:  # garbage opcodes, missing classes
+        raise CheckpointError(f"{path}: unpickling failed ({type(err).__name__}: {_last_line(str(err))}); the "
+                              "file is corrupt or was written by code this environment lacks") from None
 
 
-def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Codec:
+def _last_line(text: str) -> str:
+    """The informative part of a torch error: its first sentence, or the WeightsUnpickler reason."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0] if lines else ""
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            reason = (line.split("WeightsUnpickler error:", 1)[1].strip()
+                      or (lines[i + 1] if i + 1 < len(lines) else ""))
+            break
+    return reason.split(". ")[0].rstrip(".")[:200]
+
+
+def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                             trust_checkpoint: bool = False) -> Codec:
     """The codec in a checkpoint written by our training CLI (``audiotok fit``).
 
     The checkpoint holds the codec config as a dict under ``"audiotok_codec_config"`` and the codec
     weights under ``state_dict`` keys starting ``"codec."`` (discriminators etc. are ignored).
     """
     path = Path(path)
-    checkpoint = _torch_load(path)
+    checkpoint = torch_load_checkpoint(path, trust_checkpoint)
     if not isinstance(checkpoint, dict) or TRAINING_CONFIG_KEY not in checkpoint:
         raise CheckpointError(f"{path} is not an audiotok training checkpoint (no "
                               f"{TRAINING_CONFIG_KEY!r} entry); for other checkpoints use audiotok.load")
@@ -148,7 +273,13 @@ def load_training_checkpoint(path: str | Path, map_location: str | torch.device 
 
 def codec_from_training_checkpoint(checkpoint: dict, source: str) -> Codec:
     config = checkpoint[TRAINING_CONFIG_KEY]
-    codec = Codec(config if isinstance(config, CodecConfig) else CodecConfig.from_dict(config))
+    if not isinstance(config, CodecConfig):
+        try:
+            config = CodecConfig.from_dict(config)
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"{source}: its {TRAINING_CONFIG_KEY!r} entry is not a valid codec "
+                                  f"config ({err})") from None
+    codec = Codec(config)
     state = {k[len(TRAINING_PREFIX):]: v for k, v in checkpoint.get("state_dict", {}).items()
              if k.startswith(TRAINING_PREFIX)}
     if not state:
@@ -158,14 +289,14 @@ def codec_from_training_checkpoint(checkpoint: dict, source: str) -> Codec:
     return codec
 
 
-def _convert_official(path: Path) -> Codec | None:
+def _convert_official(path: Path, trust_checkpoint: bool = False) -> Codec | None:
     try:
         from audiotok.tokenizers.convert import detect_and_convert
     except ModuleNotFoundError as err:
         if err.name and err.name.startswith("audiotok.tokenizers.convert"):
             return None  # converters not installed in this build
         raise
-    return detect_and_convert(path)
+    return detect_and_convert(path, trust_checkpoint=trust_checkpoint)
 
 
 def download_from_hub(repo_id: str) -> Path:

@@ -19,6 +19,7 @@ What it adds on top of :class:`~audiotok.codecs.Codec`:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -32,6 +33,12 @@ from audiotok.data.audio_io import AudioError, from_array, load_audio
 # Chunking defaults: bounded memory for hour-long files at little cost for normal utterances.
 DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_CONTEXT_SECONDS = 2.0
+# Peak amplitudes of float audio (see Tokenizer.tokenize): above WARN_PEAK a warning (clipped or
+# unnormalised audio gives poor codes), above REFUSE_PEAK a ValueError (no float audio is that loud:
+# it is integer PCM passed as float, and its codes would be meaningless).
+WARN_PEAK = 1.5
+REFUSE_PEAK = 1000.0
+PCM_DIVIDE = "divide 16-bit PCM by 32768 (24-bit by 2**23, 32-bit by 2**31) to get floats in [-1, 1]"
 
 
 @dataclass
@@ -231,10 +238,38 @@ class Tokenizer:
 
         ``sample_rate`` is the rate of array inputs (None: already ``self.sample_rate``; files know
         their own). ``n_q`` / ``semantic_only`` override the codebooks for this call.
+
+        Audio must be float samples in [-1, 1]. If an item peaks above ``WARN_PEAK`` (1.5) one
+        ``UserWarning`` per call names the loud items (unnormalised or clipped audio gives poor
+        codes); above ``REFUSE_PEAK`` (1000) it raises :class:`~audiotok.data.AudioError` (a
+        ``ValueError``): such values are integer PCM passed as float (divide 16-bit PCM by 32768).
         """
         n_q = 1 if semantic_only else self.codec.resolve_n_q(n_q)
         wavs = self.prepare(audio, sample_rate)
+        self._check_peaks(wavs, audio)
         return self.encode_waveforms(wavs, n_q)
+
+    @staticmethod
+    def _check_peaks(wavs: Sequence[torch.Tensor], audio) -> None:
+        """Refuse integer-PCM-sized amplitudes; warn once about audio well outside [-1, 1]."""
+        peaks = [float(w.abs().max()) if w.numel() else 0.0 for w in wavs]
+        labels = ([str(audio)] if isinstance(audio, (str, Path)) else
+                  [str(a) if isinstance(a, (str, Path)) else f"item {i}" for i, a in enumerate(audio)]
+                  if isinstance(audio, (list, tuple)) else
+                  ["audio"] if len(wavs) == 1 else [f"audio[{i}]" for i in range(len(wavs))])
+        huge = [(label, peak) for label, peak in zip(labels, peaks) if peak > REFUSE_PEAK]
+        if huge:
+            label, peak = huge[0]
+            raise AudioError(label, f"samples reach {peak:g}, far outside [-1, 1]: this looks like integer "
+                                    f"PCM passed as float; {PCM_DIVIDE}"
+                             + (f" ({len(huge)} items like this)" if len(huge) > 1 else ""))
+        loud = [(label, peak) for label, peak in zip(labels, peaks) if peak > WARN_PEAK]
+        if loud:
+            names = ", ".join(f"{label} (peak {peak:.3g})" for label, peak in loud[:3])
+            warnings.warn(f"audio outside [-1, 1]: {names}{' …' if len(loud) > 3 else ''}. It looks like "
+                          f"integer PCM passed as float, or unnormalised audio: {PCM_DIVIDE}, or normalise it "
+                          "(audio / abs(audio).max()); codes of audio this loud are unreliable",
+                          UserWarning, stacklevel=4)
 
     @torch.inference_mode()
     def encode_waveforms(self, wavs: Sequence[torch.Tensor], n_q: int | None = None) -> TokenizedAudio:
@@ -336,11 +371,18 @@ class Tokenizer:
             if len(lengths) != len(items):
                 raise ValueError(f"got {len(lengths)} lengths for {len(items)} code sequences")
             items = [c[..., : int(n)] for c, n in zip(items, lengths)]
+        if not items:
+            raise ValueError("detokenize got no code sequences; pass at least one [Q, F] item")
         for i, c in enumerate(items):
             if c.dim() != 2:
                 raise ValueError(f"codes item {i} must be [Q, F], got shape {tuple(c.shape)}")
             if c.is_floating_point():
                 raise ValueError(f"codes must be integers, got {c.dtype}")
+            if c.shape[0] == 0 or c.shape[1] == 0:
+                what = "no codebooks (Q = 0)" if c.shape[0] == 0 else "no frames (F = 0)"
+                raise ValueError(f"codes item {i} has {what}: shape {tuple(c.shape)}. Each item needs at "
+                                 "least one codebook and one frame; drop empty items (their audio is empty) "
+                                 "or check the lengths passed")
         if len({c.shape[0] for c in items}) > 1:
             raise ValueError(f"codes have different numbers of codebooks {sorted({c.shape[0] for c in items})}; "
                              "detokenize items with the same Q together")

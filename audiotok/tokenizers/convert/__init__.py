@@ -12,7 +12,9 @@ WavTokenizer       training ``.yaml`` + Lightning ``.ckpt``                    :
 ``detect_and_convert`` takes a folder, one of the files, or the list of files; it returns the codec
 in eval mode (SpeechTokenizer and WavTokenizer keep weight norm, Mimi ships folded weights), ``None``
 when the files are none of these formats, and raises :class:`CheckpointError` naming what is
-missing or does not match when they are one of them but incomplete or inconsistent.
+missing or does not match when they are one of them but incomplete or inconsistent. PyTorch weight
+files (``.pt``, ``.ckpt``) are read weights-only; ``trust_checkpoint=True`` allows one that pickles
+Python objects (which runs code from the file: only for files you trust).
 """
 from __future__ import annotations
 
@@ -29,17 +31,17 @@ PathLike = Union[str, Path]
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
 
 
-def detect_and_convert(path: PathLike | Sequence[PathLike]) -> Codec | None:
+def detect_and_convert(path: PathLike | Sequence[PathLike], trust_checkpoint: bool = False) -> Codec | None:
     """The codec stored in ``path`` (folder, file, or list of files) if it is an official format."""
-    convert = detect(path)
+    convert = detect(path, trust_checkpoint=trust_checkpoint)
     return None if convert is None else convert()
 
 
-def detect(path: PathLike | Sequence[PathLike]) -> Callable[[], Codec] | None:
+def detect(path: PathLike | Sequence[PathLike], trust_checkpoint: bool = False) -> Callable[[], Codec] | None:
     """A function converting the checkpoint at ``path``, or None if it is not an official format."""
     files = Files.at(path)
     for detector in (_speechtokenizer, _mimi_hf, _mimi_moshi, _wavtokenizer):
-        found = detector(files)
+        found = detector(files, trust_checkpoint)
         if found is not None:
             return found
     return None
@@ -81,7 +83,7 @@ def _json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _speechtokenizer(files: Files):
+def _speechtokenizer(files: Files, trust_checkpoint: bool = False):
     from .speechtokenizer import WEIGHTS_NAME, convert, is_speechtokenizer_config
 
     if not files.concern(lambda f: f.suffix in (".json", *WEIGHT_SUFFIXES)):
@@ -97,10 +99,10 @@ def _speechtokenizer(files: Files):
             + (f"there is no weights file ({WEIGHTS_NAME}) next to it" if not weights else
                f"several weights files could go with it: {[w.name for w in weights]}")
             + "; pass the config and the weights file together")
-    return lambda: convert(configs[0], weights[0])
+    return lambda: convert(configs[0], weights[0], trust_checkpoint=trust_checkpoint)
 
 
-def _mimi_hf(files: Files):
+def _mimi_hf(files: Files, trust_checkpoint: bool = False):  # safetensors: nothing to trust
     from .mimi_hf import convert, is_hf_mimi_config
 
     if not files.concern(lambda f: f.name in ("config.json", "model.safetensors")):
@@ -115,16 +117,23 @@ def _mimi_hf(files: Files):
     return lambda: convert(folder)
 
 
-def _mimi_moshi(files: Files):
+def _mimi_moshi(files: Files, trust_checkpoint: bool = False):  # safetensors: nothing to trust
     from safetensors import safe_open
+
+    from audiotok.tokenizers.loading import unreadable_safetensors
 
     from .mimi_moshi import convert, is_moshi_mimi
 
     def is_moshi(f: Path) -> bool:
         if f.suffix != ".safetensors":
             return False
-        with safe_open(str(f), framework="pt") as handle:
-            return is_moshi_mimi(handle.keys())
+        try:
+            with safe_open(str(f), framework="pt") as handle:
+                return is_moshi_mimi(handle.keys())
+        except Exception as err:
+            if type(err).__name__ == "SafetensorError":
+                raise unreadable_safetensors(f, err) from None
+            raise
 
     if not files.concern(lambda f: f.suffix == ".safetensors"):
         return None
@@ -134,7 +143,7 @@ def _mimi_moshi(files: Files):
     return (lambda: convert(found[0])) if found else None
 
 
-def _wavtokenizer(files: Files):
+def _wavtokenizer(files: Files, trust_checkpoint: bool = False):
     from .wavtokenizer import convert, is_wavtokenizer_yaml
 
     if not files.concern(lambda f: f.suffix in (".yaml", ".yml", ".ckpt")):
@@ -149,7 +158,7 @@ def _wavtokenizer(files: Files):
     if len(configs) > 1 or len(checkpoints) > 1:
         raise CheckpointError(f"ambiguous WavTokenizer files {[f.name for f in configs + checkpoints]}: "
                               "pass exactly one YAML and one .ckpt, e.g. detect_and_convert([yaml, ckpt])")
-    return lambda: convert(configs[0], checkpoints[0])
+    return lambda: convert(configs[0], checkpoints[0], trust_checkpoint=trust_checkpoint)
 
 
 __all__ = ["CheckpointError", "detect", "detect_and_convert"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from audiotok.codecs.codec import Codec, CodecConfig, load_state_strict
-from audiotok.tokenizers.loading import CheckpointError
+from audiotok.tokenizers.loading import CheckpointError, torch_load_checkpoint, unreadable_safetensors
 
 State = dict[str, torch.Tensor]
 
@@ -24,17 +24,23 @@ WEIGHT_NORM_RULES = [
 ]
 
 
-def read_state(path: str | Path) -> State:
-    """Tensors of a ``.safetensors`` file or a torch-saved state dict (no code is unpickled)."""
+def read_state(path: str | Path, trust_checkpoint: bool = False) -> State:
+    """Tensors of a ``.safetensors`` file or a torch-saved state dict (weights only: no code is
+    unpickled unless ``trust_checkpoint``); :class:`CheckpointError` naming a bad file."""
     path = Path(path)
     if path.suffix in (".safetensors", ".sft", ".sfts"):
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # old (non-zip) serialisation cannot be memory-mapped
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except Exception as err:
+            if type(err).__name__ == "SafetensorError":
+                raise unreadable_safetensors(path, err) from None
+            raise
+    state = torch_load_checkpoint(path, trust_checkpoint)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
 
 
 def rename(state: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]) -> State:

@@ -67,7 +67,11 @@ def convert_state(state: State) -> State:
     return out
 
 
-def convert(config_path: str | Path, weights_path: str | Path) -> Codec:
-    """A :class:`Codec` (eval mode, weight norm kept) from the two official files."""
+def convert(config_path: str | Path, weights_path: str | Path, trust_checkpoint: bool = False) -> Codec:
+    """A :class:`Codec` (eval mode, weight norm kept) from the two official files.
+
+    ``trust_checkpoint``: allow a weights file that pickles Python objects (runs code from the file).
+    """
     config = config_from_json(json.loads(Path(config_path).read_text()), str(config_path))
-    return load_converted(build(config), convert_state(read_state(weights_path)), str(weights_path))
+    state = read_state(weights_path, trust_checkpoint)
+    return load_converted(build(config), convert_state(state), str(weights_path))

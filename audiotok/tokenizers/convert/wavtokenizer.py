@@ -9,10 +9,7 @@ checkpoint: a mismatched pair (WavTokenizer issues #47, #61) is refused before l
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-
-import torch
 
 from audiotok.codecs.codec import Codec, CodecConfig
 from audiotok.codecs.families import wavtokenizer
@@ -27,6 +24,7 @@ from .common import (
     rename,
     require,
     take,
+    torch_load_checkpoint,
 )
 
 # (dowmsamples, n_fft, hop_length) of the two released token rates at 24 kHz
@@ -85,17 +83,10 @@ def config_from_yaml(yaml_config: dict, where: str = "config.yaml") -> CodecConf
                      padding=head.get("padding", "same")))
 
 
-def read_lightning_state(path: Path) -> State:
-    """The ``state_dict`` of a Lightning checkpoint (tensors only; old pickles fall back with a warning)."""
-    import pickle
-
-    try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError):
-        warnings.warn(f"{path}: not loadable with weights_only=True (it pickles Python objects); loading "
-                      "it fully, which runs code from the file: only do this with files you trust",
-                      stacklevel=3)
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+def read_lightning_state(path: Path, trust_checkpoint: bool = False) -> State:
+    """The ``state_dict`` of a Lightning checkpoint, read weights-only; a checkpoint that pickles
+    Python objects needs ``trust_checkpoint=True`` (it then runs code from the file)."""
+    checkpoint = torch_load_checkpoint(path, trust_checkpoint)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
     return checkpoint["state_dict"]
@@ -124,12 +115,15 @@ def check_pair(config: CodecConfig, state: State, yaml_path: Path, ckpt_path: Pa
             + ": use the YAML of the same token rate as the checkpoint")
 
 
-def convert(yaml_path: str | Path, ckpt_path: str | Path) -> Codec:
-    """A :class:`Codec` (eval mode, weight norm kept) from a WavTokenizer YAML + checkpoint."""
+def convert(yaml_path: str | Path, ckpt_path: str | Path, trust_checkpoint: bool = False) -> Codec:
+    """A :class:`Codec` (eval mode, weight norm kept) from a WavTokenizer YAML + checkpoint.
+
+    ``trust_checkpoint``: allow a ``.ckpt`` that pickles Python objects (runs code from the file).
+    """
     import yaml
 
     yaml_path, ckpt_path = Path(yaml_path), Path(ckpt_path)
     config = config_from_yaml(yaml.safe_load(yaml_path.read_text()), str(yaml_path))
-    state = read_lightning_state(ckpt_path)
+    state = read_lightning_state(ckpt_path, trust_checkpoint)
     check_pair(config, state, yaml_path, ckpt_path)
     return load_converted(build(config), convert_state(state), str(ckpt_path))
