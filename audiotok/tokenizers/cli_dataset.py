@@ -3,7 +3,9 @@
 SOURCE: a ``.jsonl`` manifest, a folder with ``manifest.jsonl`` (``--split`` picks a split), a folder
 of audio, a LibriSpeech tree, or a Hugging Face dataset saved with ``save_to_disk`` (``--hf-split``
 / ``--audio-column`` for ``load_dataset`` names). Re-run the same command after an interruption to
-finish the missing shards. ``--flatten`` adds a ``tokens`` column for LLMs (Llasa layout with
+finish the missing shards; shards that are damaged or truncated on disk are redone (one message
+each). A shard that cannot be written (disk full) leaves no partial file and stops the command with
+one ``error:`` line and exit code 1; a second run into the same ``-o`` stops at once (exit code 2). ``--flatten`` adds a ``tokens`` column for LLMs (Llasa layout with
 ``--llasa-text-vocab 128256``). ``--num-proc N`` runs shards in N processes via ``datasets.map``.
 """
 from __future__ import annotations
@@ -56,9 +58,12 @@ def open_source(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from audiotok.tokenizers.dataset import tokenize_dataset
+    from audiotok.cli import CommandError
+    from audiotok.tokenizers.cli_output import prepare_output
+    from audiotok.tokenizers.dataset import ShardWriteError, tokenize_dataset
     from audiotok.tokenizers.flatten import FlattenSpec, llasa_offset
 
+    prepare_output(args.output)  # a bad -o fails before the (slow) model load
     tok = load_tokenizer(args)
     spec = None
     if args.flatten or args.llasa_text_vocab is not None:
@@ -66,13 +71,20 @@ def run(args: argparse.Namespace) -> int:
         spec = FlattenSpec(tok.codebook_size, offset, args.order, args.bos, args.eos)
     source = open_source(args)
     extra = {"audio_column": args.audio_column} if not isinstance(source, str) else {}
-    summary = tokenize_dataset(source, args.output, tok, shard_size=args.shard_size, split=args.split,
-                               flatten=spec, num_proc=args.num_proc, **extra)
+    try:
+        summary = tokenize_dataset(source, args.output, tok, shard_size=args.shard_size, split=args.split,
+                                   flatten=spec, num_proc=args.num_proc, **extra)
+    except ShardWriteError as err:
+        raise CommandError(str(err), code=1) from None
+    except (ValueError, OSError) as err:  # other settings in -o, an unusable SOURCE
+        raise CommandError(str(err)) from None
     print(f"{summary['rows']} items in {summary['shards']} shards under {summary['output']} "
           f"({tok.num_codebooks} × {tok.codebook_size} codes at {tok.frame_rate:g} Hz)", file=sys.stderr)
     if spec is not None:
         print(f"tokens: ids {spec.offset}..{spec.vocab_end(tok.num_codebooks) - 1}, order {spec.order}",
               file=sys.stderr)
+    for shard, problem in summary["redone"].items():
+        print(f"  redone {shard}: {problem}", file=sys.stderr)
     for path, problem in summary["failed"].items():
         print(f"  skipped {path}: {problem}", file=sys.stderr)
     return 1 if summary["failed"] else 0
