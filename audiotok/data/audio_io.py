@@ -12,6 +12,7 @@ from typing import BinaryIO, Union
 import numpy as np
 import torch
 
+from audiotok.data.sources import PERMISSION_ADVICE, path_problem
 from audiotok.data.transforms import resample, to_mono
 
 # Sample rates outside this range are almost surely a broken header, not real audio.
@@ -58,8 +59,10 @@ def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
     """Decode ``source`` to ``([T, C] float32, sample_rate)`` or raise :class:`AudioError`."""
     import soundfile as sf
 
-    if isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise AudioError(name, "file does not exist (check the path or the manifest)")
+    if isinstance(source, (str, Path)):
+        problem = path_problem(source, expect="file")  # missing, a folder, a link loop, no permission
+        if problem is not None:
+            raise AudioError(name, problem)
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
@@ -68,6 +71,8 @@ def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
             samples = f.read(dtype="float32", always_2d=True)
     except AudioError:
         raise
+    except PermissionError as err:
+        raise AudioError(name, f"permission denied: cannot read the file ({err}); {PERMISSION_ADVICE}") from err
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, OSError) as err:
         raise AudioError(
             name,

@@ -24,6 +24,8 @@ from audiotok.data.sources import (
     is_librispeech_tree,
     list_folder,
     list_librispeech,
+    path_error,
+    path_problem,
     read_manifest,
 )
 from audiotok.data.transforms import crop_or_pad, normalize_loudness
@@ -75,6 +77,7 @@ class AudioDataset(Dataset):
         self.random_crop = random_crop
         self.normalize_db = normalize_db
         self.skipped: dict[str, str] = {}  # path or id -> problem, in this process
+        self.listing_problems: dict[str, str] = {}  # folder entries that could not be listed
 
     # -- what subclasses provide -------------------------------------------------------------
     def __len__(self) -> int:
@@ -130,6 +133,9 @@ class AudioDataset(Dataset):
         """One line per skipped file, after a count (what this process saw)."""
         lines = [f"{len(self.skipped)} of {len(self)} audio files skipped"]
         lines += [f"  {key}: {problem}" for key, problem in sorted(self.skipped.items())]
+        if self.listing_problems:
+            lines.append(f"{len(self.listing_problems)} folder entries could not be listed")
+            lines += [f"  {key}: {problem}" for key, problem in sorted(self.listing_problems.items())]
         return "\n".join(lines)
 
     def scan(self) -> dict[str, str]:
@@ -173,10 +179,15 @@ class AudioFolderDataset(ItemsDataset):
 
     def __init__(self, root: str | Path, **options):
         self.root = Path(root)
-        items = list_folder(self.root)
+        problems: dict[str, str] = {}
+        items = list_folder(self.root, problems)
         if not items:
-            raise ValueError(f"{root}: no audio files (.wav/.flac/.ogg/.opus/.mp3) found")
+            unreadable = "".join(f"; {path}: {problem}" for path, problem in problems.items())
+            raise ValueError(f"{root}: no audio files (.wav/.flac/.ogg/.opus/.mp3) found{unreadable}")
         super().__init__(items, **options)
+        self.listing_problems = problems
+        for path, problem in problems.items():  # symlink loops, unreadable folders: never silent
+            warnings.warn(f"skipping {path}: {problem}", AudioSkipWarning, stacklevel=2)
 
 
 class ManifestDataset(ItemsDataset):
@@ -301,6 +312,9 @@ def build_dataset(source, **options) -> AudioDataset:
         return LibriSpeechDataset(path, **options)
     if path.is_dir() or path.is_file():
         return AudioFolderDataset(path, **options)
+    problem = path_problem(path)
+    if problem is not None and not problem.startswith("does not exist"):
+        raise path_error(source, problem)
     raise FileNotFoundError(
         f"{source}: no such file or folder (expected an audio folder, a .jsonl manifest, "
         "a LibriSpeech tree or a datasets.Dataset)"

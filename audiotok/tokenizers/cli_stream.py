@@ -43,19 +43,28 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from audiotok.data.audio_io import load_audio, save_audio
+    from audiotok.cli import CommandError
+    from audiotok.data.audio_io import AudioError, load_audio, save_audio
     from audiotok.tokenizers.streaming import Stream, check_can_stream
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.chunk_frames < 1:
         raise SystemExit(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    from audiotok.data.sources import path_problem
+
+    problem = path_problem(args.input, expect="file")
+    if problem is not None:  # before the codec loads
+        raise CommandError(f"{args.input}: {problem}")
     codec = load_codec(args.codec)
     try:
         check_can_stream(codec)
     except RuntimeError as err:
         raise SystemExit(str(err)) from err
-    wav, _ = load_audio(args.input, sample_rate=codec.sample_rate)  # [1, T]
+    try:
+        wav, _ = load_audio(args.input, sample_rate=codec.sample_rate)  # [1, T]
+    except AudioError as err:  # missing, a folder, unreadable, not audio: one line, no traceback
+        raise CommandError(str(err)) from None
     length = wav.shape[-1]
     step = args.chunk_frames * codec.hop_length
     wav = torch.nn.functional.pad(wav, (0, -length % step))[None]  # [1, 1, T'] whole chunks
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     save_audio(args.output, out, codec.sample_rate)
 
     chunk_seconds = step / codec.sample_rate
-    table = Table(title=f"{codec.config.name}: streaming {args.chunk_frames} frame(s) = "
+    table = Table(title=f"{args.codec}: streaming {args.chunk_frames} frame(s) = "
                         f"{1000 * chunk_seconds:.0f} ms per call, {torch.get_num_threads()} thread(s)")
     columns = ["stage", "calls", "mean ms", "p50 ms", "p95 ms", "max ms", "RTF"]
     for c in columns:

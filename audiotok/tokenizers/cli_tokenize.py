@@ -72,23 +72,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
-def list_inputs(inputs: list[str]) -> tuple[list[tuple[str, Path]], list[str]]:
-    """``(id, path)`` for every audio file under ``inputs`` (ids unique), and the missing inputs."""
-    from audiotok.data.sources import list_folder
+def list_inputs(inputs: list[str]) -> tuple[list[tuple[str, Path]], dict[str, str]]:
+    """``(id, path)`` for every audio file under ``inputs`` (ids unique), and the inputs or folder
+    entries that cannot be used (``{path: problem}``: missing, symbolic link loop, permission denied,
+    a folder without audio files)."""
+    from audiotok.data.sources import AUDIO_SUFFIXES, list_folder, path_problem
 
-    found, missing, seen = [], [], set()
+    found, problems, seen = [], {}, set()
     for entry in inputs:
         path = Path(entry)
-        if not path.exists():
-            missing.append(entry)
+        problem = path_problem(path)
+        if problem is not None:
+            problems[entry] = "no such file or folder" if problem.startswith("does not exist") else problem
             continue
-        for item in list_folder(path):
+        try:
+            items = list_folder(path, problems)
+        except OSError as err:
+            problems[entry] = str(err).removeprefix(f"{path}: ")
+            continue
+        if not items and path.is_dir():
+            problems.setdefault(entry, f"no audio files ({' '.join(AUDIO_SUFFIXES)}) in this folder")
+        for item in items:
             ident, n = item.id, 1
             while ident in seen:
                 ident, n = f"{item.id}_{n}", n + 1
             seen.add(ident)
             found.append((ident, Path(item.path)))
-    return found, missing
+    return found, problems
 
 
 def codes_dtype(codebook_size: int):
@@ -151,8 +161,10 @@ def _run(args: argparse.Namespace, out: Path) -> int:
 
     from audiotok.data.audio_io import AudioError, load_audio
 
-    files, missing = list_inputs(args.inputs)
-    failures = {entry: "no such file or folder" for entry in missing}
+    files, failures = list_inputs(args.inputs)
+    for name, problem in failures.items():
+        print(f"error: {name}: {problem}", file=sys.stderr)
+    unusable = len(failures)
     tok = load_tokenizer(args)
     rows = []
     with tqdm(total=len(files), unit="file", desc="tokenize", disable=None) as bar:
@@ -173,7 +185,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
         write_tokenizer_info(out, tok)
     except OSError as err:
         failures[str(out / MANIFEST)] = f"cannot write the manifest or {TOKENIZER_INFO} ({err})"
-    print(f"tokenized {len(rows)} of {len(files) + len(missing)} inputs into {out} "
+    print(f"tokenized {len(rows)} of {len(files) + unusable} inputs into {out} "
           f"({tok.num_codebooks} × {tok.codebook_size} codes at {tok.frame_rate:g} Hz)"
           + (f"; {len(failures)} failed:" if failures else ""), file=sys.stderr)
     for name, problem in failures.items():
