@@ -24,7 +24,7 @@ from audiotok.benchmarks.probe_inputs import (
 )
 from audiotok.benchmarks.protocol import has_random_weights, load_tokenizer
 from audiotok.benchmarks.resynthesis import Resynthesizer
-from audiotok.benchmarks.scores import Missing, measure, split_scores, summarize
+from audiotok.benchmarks.scores import MetricUndefined, Missing, measure, split_scores, summarize
 from audiotok.benchmarks.speaker_probe import SpeakerProbeConfig, run_speaker_probe
 from audiotok.benchmarks.text_probe import ProbeConfig, run_text_probe
 from audiotok.data import load_audio, resample
@@ -107,15 +107,22 @@ class Judges:
             if isinstance(ref_emb, Missing):
                 scores["speaker_sim"] = ref_emb
             else:
-                scores["speaker_sim"] = measure(lambda: cosine(ref_emb, self.speaker.embed(audio)))
+                scores["speaker_sim"] = measure(
+                    lambda: cosine(ref_emb, self.speaker.embed(audio, require_speech=False)))
         return scores, hyp
 
 
 def _embed_or_missing(encoder, audio):
+    """The reference's embedding, or Missing (``"no speech: ..."`` when it holds no speech)."""
     try:
-        return encoder.embed(audio)
+        embedding = encoder.embed(audio, require_speech=True)
+    except MetricUndefined as err:
+        return Missing(str(err))
     except Exception as err:  # noqa: BLE001
         return Missing(f"{type(err).__name__}: {err}")
+    if not np.all(np.isfinite(embedding)):
+        return Missing("the speaker encoder returned a non-finite embedding for the reference")
+    return embedding
 
 
 def choose_test_items(items: Sequence[AudioItem], config: BenchConfig) -> list[AudioItem]:
@@ -208,16 +215,27 @@ def _run_probes(name, tok, codes, train, items, test, config: BenchConfig, progr
                                   progress=lambda _, step=step: step())
             row.update(probe_cer=text["cer"], probe_wer=text["wer"], mi=text["mi"],
                        mi_negatives=text["negatives"], text_probe_items=text["items"])
+            _drop_non_finite(row, ("probe_cer", "probe_wer", "mi"), "text_probe_missing")
         except ValueError as err:
             row["text_probe_missing"] = str(err)
         try:
             spk = run_speaker_probe(examples(train), examples(held_out), tok.codebook_size, config.speaker_probe)
             row.update(speaker_acc=spk["accuracy"], speaker_chance=spk["chance"],
                        speaker_probe_utterances=spk["utterances"])
+            _drop_non_finite(row, ("speaker_acc",), "speaker_probe_missing")
         except ValueError as err:
             row["speaker_probe_missing"] = str(err)
         results.append(row)
     return results
+
+
+def _drop_non_finite(row: dict, keys: tuple[str, ...], reason_key: str) -> None:
+    """A probe result that came out NaN/Inf (a diverged probe) is missing, with the reason."""
+    bad = [k for k in keys if isinstance(row.get(k), float) and not np.isfinite(row[k])]
+    for key in bad:
+        row[key] = None
+    if bad:
+        row[reason_key] = f"non-finite {', '.join(bad)} (the probe diverged)"
 
 
 def _record(name: str, label: str, item: AudioItem, scores: dict, hyp: str | None) -> dict:

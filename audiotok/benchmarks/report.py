@@ -7,6 +7,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,24 @@ PROBE_COLUMNS = (
 )
 
 
+PROBE_MISSING = {"probe_cer": "text_probe_missing", "probe_wer": "text_probe_missing", "mi": "text_probe_missing",
+                 "speaker_acc": "speaker_probe_missing"}
+
+
 def _cell(row: dict, key: str, fmt: str) -> str:
+    """A table cell: the value, ``"0.812 (2 missing)"`` when some items lack it, ``"missing (3)"`` when
+    all do (the reasons are in the "Missing scores" table), ``"—"`` when it was not measured."""
     value = row.get(key)
+    missing = row.get(f"{key}_missing")
+    if isinstance(value, float) and not math.isfinite(value):  # never show NaN as a number
+        value = None
     if value is None:
+        if isinstance(missing, int) and missing:
+            return f"missing ({missing})"
+        if key in PROBE_MISSING and row.get(PROBE_MISSING[key]):
+            return "missing"
         return "—"
     text = f"{value / 1000:.3g}" if fmt == "kbps" else fmt.format(value)
-    missing = row.get(f"{key}_missing")
     return f"{text} ({missing} missing)" if missing else text
 
 
@@ -69,18 +82,36 @@ def markdown(report: dict) -> str:
         parts += ["", "## Probes (text alignment, speaker)", "", md_table(*table_rows(report["probes"], PROBE_COLUMNS))]
     missing = missing_counts(report)
     if missing:
-        parts += ["", "## Missing scores", "", md_table(["tokenizer", "codebooks", "metric", "items", "first reason"],
+        parts += ["", "## Missing scores", "", md_table(["tokenizer", "codebooks", "metric", "items", "reason"],
                                                         [list(map(str, m)) for m in missing])]
     return "\n".join(parts) + "\n"
 
 
 def missing_counts(report: dict) -> list[tuple]:
-    counts: dict[tuple, list] = {}
+    """``(tokenizer, codebooks, metric, items, reason)`` for every distinct reason a score is missing:
+    per-item metrics (``report["items"]``) and whole probes that could not run."""
+    counts: dict[tuple, int] = {}
     for item in report["items"]:
         for metric, reason in item["missing"].items():
-            entry = counts.setdefault((item["tokenizer"], item["codebooks"], metric), [0, reason])
-            entry[0] += 1
-    return [(*key, n, reason) for key, (n, reason) in counts.items()]
+            key = (item["tokenizer"], item["codebooks"], metric, reason)
+            counts[key] = counts.get(key, 0) + 1
+    rows = [(tok, books, metric, n, reason) for (tok, books, metric, reason), n in counts.items()]
+    for probe in report.get("probes", []):
+        for key, metric in (("text_probe_missing", "text probe"), ("speaker_probe_missing", "speaker probe")):
+            if probe.get(key):
+                rows.append((probe["tokenizer"], probe["codebooks"], metric, "all", probe[key]))
+    return rows
+
+
+def finite_or_none(value):
+    """``value`` with every NaN/Inf float replaced by None (JSON has no NaN; a missing score is null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
 def _wav_data_uri(audio: np.ndarray, sample_rate: int) -> str:
@@ -148,7 +179,7 @@ def html_report(report: dict, examples: int = 2, figures: dict[str, bytes] | Non
     missing = missing_counts(report)
     if missing:
         sections += ["<h2>Missing scores</h2>",
-                     _html_table(["tokenizer", "codebooks", "metric", "items", "first reason"],
+                     _html_table(["tokenizer", "codebooks", "metric", "items", "reason"],
                                  [list(map(str, m)) for m in missing])]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse;"
              "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
@@ -176,7 +207,7 @@ def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[s
     out_dir.mkdir(parents=True, exist_ok=True)
     report.setdefault("machine", machine_info())
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "summary.md", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=1, default=str))
+    paths["json"].write_text(json.dumps(finite_or_none(report), indent=1, default=str, allow_nan=False))
     paths["markdown"].write_text(markdown(report))
     figures = summary_figures(report)
     for name, png in figures.items():

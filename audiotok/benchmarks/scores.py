@@ -1,5 +1,7 @@
 """Scores that may be missing: a metric that cannot be computed on an item is recorded with the
-reason, counted in the report, and never averaged as a number (no silent PESQ = 1.0)."""
+reason, counted in the report, and never averaged as a number (no silent PESQ = 1.0, no pystoi
+placeholder 1e-5, no NaN). Every backend failure ends up here: an exception, a non-finite value, or a
+sentinel the wrapper recognises and turns into :class:`MetricUndefined`."""
 from __future__ import annotations
 
 import math
@@ -21,10 +23,21 @@ class Missing:
 Score = "float | Missing"
 
 
+class MetricUndefined(ValueError):
+    """The metric has no value on this input (too short, silent, no speech); the message is the
+    reason shown in the report, as is (no exception type in front)."""
+
+
+class NoSpeech(MetricUndefined):
+    """A speaker metric on audio in which the voice activity detector finds no speech."""
+
+
 def measure(fn: Callable[[], float]) -> float | Missing:
     """Call ``fn``; a raised exception or a non-finite result becomes :class:`Missing`."""
     try:
         value = float(fn())
+    except MetricUndefined as err:
+        return Missing(str(err)[:300])
     except Exception as err:  # noqa: BLE001 - any metric failure is data, not a crash
         return Missing(f"{type(err).__name__}: {err}".strip()[:300])
     if not math.isfinite(value):
@@ -52,9 +65,10 @@ class Summary:
 
 
 def summarize(values: Iterable[float | Missing]) -> Summary:
+    """Mean of the numbers; Missing, None and NaN/Inf are counted as missing, never averaged."""
     present, missing = [], 0
     for v in values:
-        if isinstance(v, Missing) or v is None:
+        if isinstance(v, Missing) or v is None or not math.isfinite(float(v)):
             missing += 1
         else:
             present.append(float(v))
