@@ -16,7 +16,7 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("audiotok.demo", "encode and decode a built-in sample with a codec; print its rates"),
-    "info": ("audiotok.codecs.cli_info", "list registered codecs with rates and parameter counts"),
+    "info": ("audiotok.info", "list codecs and shipped trained tokenizers: rates, sizes, trained or random weights"),
     "corpus": ("audiotok.data.corpus_cli", "build the offline multi-speaker speech corpus"),
     "tokenize": ("audiotok.tokenizers.cli_tokenize", "tokenize audio files or folders to codes"),
     "detokenize": ("audiotok.tokenizers.cli_detokenize", "decode saved codes back to audio"),

@@ -13,6 +13,35 @@ import time
 from pathlib import Path
 
 
+MEL_DISTANCE_MEANING = "mean |ln mel(original) - ln mel(resynthesis)| over 80 mel bands and all frames"
+HUM_HZ = 120.0
+
+
+def log_mel_distance(reference, estimate, sample_rate: int) -> float:
+    """Mean absolute difference of natural-log magnitude mel spectrograms (80 mels, 1024/256):
+    0 for identical audio; see :data:`MEL_DISTANCE_MEANING`."""
+    import torch
+
+    from audiotok.dsp import MelSpectrogram
+
+    mel = MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=80)
+    n = min(reference.shape[-1], estimate.shape[-1])
+    with torch.no_grad():
+        return (mel(reference[None, :, :n]) - mel(estimate[None, :, :n])).abs().mean().item()
+
+
+def steady_hum(wav, sample_rate: int):
+    """A steady ``HUM_HZ`` sine with the loudness (RMS) and length of ``wav`` ``[1, T]``: the demo's
+    yardstick for "sounds nothing like the input"."""
+    import math
+
+    import torch
+
+    t = torch.arange(wav.shape[-1], dtype=torch.float32) / sample_rate
+    rms = wav.pow(2).mean().sqrt()
+    return (math.sqrt(2) * rms * torch.sin(2 * math.pi * HUM_HZ * t))[None]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", default="wavtokenizer-tiny-trained",
                         help="shipped trained name (e.g. mimi-tiny-trained), registered architecture "
@@ -29,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     import audiotok
-    from audiotok.data import load_audio, save_audio
-    from audiotok.dsp import MelSpectrogram
+    from audiotok.cli import CommandError
+    from audiotok.data import AudioError, load_audio, save_audio
 
     console = Console()
     if args.audio is None:
@@ -42,22 +71,30 @@ def run(args: argparse.Namespace) -> int:
         path, text = item.path, item.text
     else:
         path, text = Path(args.audio), None
+    from audiotok.data.sources import path_problem
+
+    problem = path_problem(path, expect="file")
+    if problem is not None:
+        raise CommandError(f"{path}: {problem}")
     tok = audiotok.load(args.codec)
-    wav, sr = load_audio(path, sample_rate=tok.sample_rate)
+    try:
+        wav, sr = load_audio(path, sample_rate=tok.sample_rate)
+    except AudioError as err:
+        raise CommandError(str(err)) from None
     start = time.perf_counter()
     tokens = tok.tokenize(wav, sample_rate=sr, n_q=args.n_q)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    decoded = tok.detokenize(tokens.codes, tokens.lengths)
+    decoded = tok.detokenize(tokens)  # TokenizedAudio: trimmed to the input's exact length
     decode_s = time.perf_counter() - start
     audio = decoded.audio[0, :, : int(decoded.lengths[0])]
+    assert audio.shape[-1] == wav.shape[-1], (audio.shape, wav.shape)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_audio(out / "original.wav", wav, tok.sample_rate)
     save_audio(out / "resynthesis.wav", audio, tok.sample_rate)
-    mel = MelSpectrogram(tok.sample_rate, n_fft=1024, hop_length=256, n_mels=80)
-    n = min(wav.shape[-1], audio.shape[-1])
-    mel_distance = (mel(wav[None, :, :n]) - mel(audio[None, :, :n])).abs().mean().item()
+    mel_distance = log_mel_distance(wav, audio, tok.sample_rate)
+    hum_distance = log_mel_distance(wav, steady_hum(wav, tok.sample_rate), tok.sample_rate)
     seconds = wav.shape[-1] / tok.sample_rate
     codes = tokens.codes[0, :, : int(tokens.lengths[0])]
 
@@ -73,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         ("tokens", f"{codes.numel()} ({codes.numel() / seconds:.1f} tokens/s)"),
         ("first frame codes", " ".join(str(int(c)) for c in codes[:, 0])),
         ("encode / decode real-time factor", f"{encode_s / seconds:.3f} / {decode_s / seconds:.3f}"),
-        ("log-mel distance (original vs resynthesis)", f"{mel_distance:.3f}"),
+        ("mel distance, original vs resynthesis", f"{mel_distance:.3f}"),
+        ("  what it means", f"{MEL_DISTANCE_MEANING}; 0 = identical; a steady {HUM_HZ:g} Hz hum as "
+                            f"loud as the input scores {hum_distance:.2f} here"),
         ("written", f"{out / 'original.wav'}, {out / 'resynthesis.wav'}"),
     ]
     for k, v in rows:
