@@ -74,7 +74,7 @@ def notes(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     def md_table(header, body):
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body])
 
     parts = ["# Tokenizer benchmark", "", *[f"- {n}" for n in notes(report)], "",
              "## Resynthesis and efficiency", "", md_table(*table_rows(report["rows"], RESYNTH_COLUMNS))]
