@@ -177,3 +177,45 @@ def test_a_metric_missing_everywhere_says_missing_not_a_dash():
     assert "| t | all | stoi | 1 | too short for STOI: a |" in text  # each distinct reason, counted
     assert "| t | all | stoi | 1 | too short for STOI: b |" in text
     assert "| t | all | text probe | all | no transcripts in the training split |" in text
+
+
+# ---- the benchmark's cache: never a truncated file read as a result ------------------------------------------
+def test_damaged_cache_files_are_recomputed(short_clips, tmp_path):
+    from audiotok.benchmarks.protocol import load_tokenizer
+    from audiotok.benchmarks.resynthesis import Resynthesizer
+
+    tok = load_tokenizer("mimi-tiny-trained")
+    item, n_q = short_clips[0], tok.num_codebooks
+    first = Resynthesizer("mimi-tiny-trained", tok, tmp_path / "cache")
+    fresh = first.audio(item, n_q)
+    wav = first.folder / f"nq{n_q}" / f"{item.id}.wav"
+    wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])  # what a killed older run left
+    (first.folder / "codes.pt").write_bytes(b"PK\x03\x04 cut")
+    with pytest.warns(RuntimeWarning, match=r"codes\.pt does not read back"):
+        second = Resynthesizer("mimi-tiny-trained", tok, tmp_path / "cache")
+    with pytest.warns(RuntimeWarning, match=r"does not read back .*truncated"):
+        again = second.audio(item, n_q)
+    np.testing.assert_array_equal(again, fresh)
+    assert sf.info(str(wav)).frames == fresh.shape[0]
+    assert not [p.name for p in (tmp_path / "cache").rglob("*") if ".tmp-" in p.name]
+
+
+def test_full_disk_while_writing_the_report_leaves_the_old_one(bench_report, tmp_path, monkeypatch):
+    import pathlib
+
+    report, paths = bench_report
+    out = paths["json"].parent
+    before = {name: p.read_bytes() for name, p in paths.items()}
+    real = pathlib.Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        if self.suffix == ".md":
+            real(self, text[:10], *args, **kwargs)
+            raise OSError(28, "No space left on device")
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(report, out, examples=0)
+    assert paths["markdown"].read_bytes() == before["markdown"]  # the previous summary, whole
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]

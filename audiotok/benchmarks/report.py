@@ -202,16 +202,24 @@ def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[s
     """Write ``report.json``, ``summary.md``, ``report.html`` and the summary figures as PNG files
     into ``out_dir``; return their paths."""
     from audiotok.benchmarks.results import machine_info
+    from audiotok.tokenizers.cli_output import write_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.setdefault("machine", machine_info())
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "summary.md", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(finite_or_none(report), indent=1, default=str, allow_nan=False))
-    paths["markdown"].write_text(markdown(report))
+    write_text_atomic(paths["json"], json.dumps(finite_or_none(report), indent=1, default=str, allow_nan=False))
+    write_text_atomic(paths["markdown"], markdown(report))
     figures = summary_figures(report)
     for name, png in figures.items():
         paths[name] = out_dir / f"{name}.png"
-        paths[name].write_bytes(png)
-    paths["html"].write_text(html_report(report, examples, figures))
+        write_atomic(paths[name], lambda tmp, png=png: tmp.write_bytes(png))
+    write_text_atomic(paths["html"], html_report(report, examples, figures))
     return paths
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """A report file is either the old one or the complete new one (never half written: full disk, Ctrl-C)."""
+    from audiotok.tokenizers.cli_output import write_atomic
+
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -3,13 +3,17 @@
 Cache layout (under ``<out>/cache``): ``<name>-<identity>/codes.pt`` (``{id: [Q, F]}``),
 ``timing.json`` (encode/decode seconds and audio seconds, so cached runs still report real-time
 factors) and ``nq<k>/<id>.wav`` (resynthesis at the tokenizer's rate). ``identity`` hashes the
-weights, so a retrained checkpoint never reads a stale cache.
+weights, so a retrained checkpoint never reads a stale cache. Every cache file is written under a
+temporary name and renamed when complete, so an interrupted run or a full disk never leaves a truncated
+file to be read as a result; a cache file that does not read back (damaged by other means) is
+recomputed, with a warning.
 """
 from __future__ import annotations
 
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import torch
 from audiotok.benchmarks.protocol import tokenizer_identity
 from audiotok.data import load_audio
 from audiotok.data.sources import AudioItem
+from audiotok.tokenizers.cli_output import write_atomic
 
 
 class Resynthesizer:
@@ -35,11 +40,22 @@ class Resynthesizer:
 
     def _read_codes(self) -> dict[str, torch.Tensor]:
         path = self.folder / "codes.pt"
-        return torch.load(path) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            codes = torch.load(path, weights_only=True)
+            if not isinstance(codes, dict):
+                raise ValueError(f"holds a {type(codes).__name__}, not a dict of codes")
+            return codes
+        except Exception as err:  # noqa: BLE001 - any unreadable cache is recomputed
+            warnings.warn(f"{path} does not read back ({type(err).__name__}: {err}); encoding again",
+                          RuntimeWarning, stacklevel=2)
+            return {}
 
     def _save(self) -> None:
-        torch.save(self._codes, self.folder / "codes.pt")
-        (self.folder / "timing.json").write_text(json.dumps(self.timing, indent=2))
+        write_atomic(self.folder / "codes.pt", lambda tmp: torch.save(self._codes, tmp))
+        write_atomic(self.folder / "timing.json",
+                     lambda tmp: tmp.write_text(json.dumps(self.timing, indent=2)))
 
     def codes(self, items: Sequence[AudioItem], progress: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
         """``{id: codes [Q, F]}`` with all codebooks, encoding the items not cached yet."""
@@ -61,16 +77,23 @@ class Resynthesizer:
         import soundfile as sf
 
         path = self.folder / f"nq{n_q}" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', item.id)}.wav"
-        if path.is_file():
-            return sf.read(path, dtype="float32")[0]
         codes = self.codes([item])[item.id][:n_q]
+        expected = round(codes.shape[-1] * self.tok.sample_rate / self.tok.frame_rate)
+        if path.is_file():
+            try:
+                audio = sf.read(path, dtype="float32")[0]
+                if audio.shape[0] != expected:  # e.g. cut short by a run of an older version
+                    raise ValueError(f"{audio.shape[0]} samples, {expected} expected: truncated")
+                return audio
+            except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+                warnings.warn(f"{path} does not read back ({err}); decoding again", RuntimeWarning,
+                              stacklevel=2)
         start = time.perf_counter()
         audio = self.tok.detokenize(codes[None]).unbatch()[0][0].float().numpy()
         if n_q == self.tok.num_codebooks:
             self._add_time("decode", time.perf_counter() - start, audio.shape[-1] / self.tok.sample_rate)
             self._save()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, audio, self.tok.sample_rate, subtype="FLOAT")
+        write_atomic(path, lambda tmp: sf.write(tmp, audio, self.tok.sample_rate, subtype="FLOAT"))
         return audio
 
     def _add_time(self, kind: str, seconds: float, audio_seconds: float) -> None:
