@@ -270,3 +270,33 @@ def test_bad_output_fails_before_the_model_loads(audio_dir, tmp_path, capsys):
     rc = main(["tokenize-dataset", str(audio_dir), "-o", str(target), "-m", "no-such-model"])
     assert rc == 2 and f"-o {target} is an existing file, not a folder" in capsys.readouterr().err
     assert target.read_text() == "keep me"
+
+
+# ---- bad audio inside a shard is listed, the rest is tokenized -------------------------------------------------
+def test_integer_pcm_stored_as_float_is_listed_not_tokenized(audio_dir, tmp_path, tok, capsys, model_dir):
+    loud = audio_dir / "u3.wav"
+    sf.write(loud, np.random.default_rng(1).normal(0, 1, 8000).astype(np.float32) * 20000, 16000,
+             subtype="FLOAT")
+    summary = tokenize_dataset(audio_dir, tmp_path / "shards", tok, shard_size=2, progress_bar=False)
+    assert summary["rows"] == 5 and list(summary["failed"]) == [str(loud)]
+    assert "far outside [-1, 1]" in summary["failed"][str(loud)]
+    assert [r["id"] for r in read_shards(tmp_path / "shards").to_pylist()] == ["u0", "u1", "u2", "u4", "u5"]
+    rc = main(["tokenize", str(audio_dir), "-o", str(tmp_path / "codes"), "-m", str(model_dir)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{loud}: samples reach" in err and "integer PCM" in err
+    assert sorted(p.stem for p in (tmp_path / "codes").glob("*.npy")) == ["u0", "u1", "u2", "u4", "u5"]
+
+
+def test_a_batch_that_fails_to_encode_is_retried_item_by_item(audio_dir, tmp_path, tok, monkeypatch):
+    real = tok.encode_waveforms
+
+    def fails_with_u1(wavs, *args, **kwargs):
+        if any(w.shape[-1] == 24000 for w in wavs):  # only u1 is 1 s long
+            raise RuntimeError("out of memory")
+        return real(wavs, *args, **kwargs)
+
+    sf.write(audio_dir / "u1.wav", np.full(16000, 0.01, np.float32), 16000)
+    monkeypatch.setattr(tok, "encode_waveforms", fails_with_u1)
+    summary = tokenize_dataset(audio_dir, tmp_path / "shards", tok, shard_size=2, progress_bar=False)
+    assert summary["rows"] == 5 and list(summary["failed"]) == [str(audio_dir / "u1.wav")]
+    assert summary["failed"][str(audio_dir / "u1.wav")] == "encoding failed (RuntimeError: out of memory)"

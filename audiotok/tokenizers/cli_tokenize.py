@@ -172,7 +172,9 @@ def _run(args: argparse.Namespace, out: Path) -> int:
             batch, wavs = [], []
             for ident, path in files[start : start + args.batch_size]:
                 try:
-                    wavs.append(load_audio(path, tok.sample_rate)[0])
+                    wav = load_audio(path, tok.sample_rate)[0]
+                    tok._check_peaks([wav], [path])  # integer PCM stored as float: refused, listed
+                    wavs.append(wav)
                     batch.append((ident, path))
                 except AudioError as err:
                     failures[str(path)] = err.problem

@@ -79,14 +79,16 @@ def tokenize_shard(job: ShardJob, index: int) -> dict[str, Any]:
     for start in range(0, len(indices), tok.batch_size):
         items = []
         for i in indices[start : start + tok.batch_size]:
+            label = str(ds.metadata(i).get("path") or i)
             try:
-                items.append(ds.load(i))
+                item = ds.load(i)
+                tok._check_peaks([item["audio"]], [label])  # integer PCM as float: refused, listed
+                items.append(item)
             except AudioError as err:
-                failed[str(ds.metadata(i).get("path") or i)] = err.problem
+                failed[label] = err.problem
         if not items:
             continue
-        tokens = tok.encode_waveforms([item["audio"] for item in items])
-        for item, codes in zip(items, tokens.unbatch()):
+        for item, codes in _encode(tok, items, failed):
             rows["id"].append(str(item["id"]))
             rows["path"].append(None if item.get("path") is None else str(item["path"]))
             rows["text"].append(item.get("text"))
@@ -103,6 +105,21 @@ def tokenize_shard(job: ShardJob, index: int) -> dict[str, Any]:
     if not written:  # a writer that does not report what it wrote: hash the file
         written = file_digest(target)
     return {"rows": table.num_rows, "failed": failed, **written}
+
+
+def _encode(tok: Tokenizer, items: list[dict], failed: dict[str, str]) -> list[tuple[dict, Any]]:
+    """``(item, codes [Q, F])`` for a batch; if the batch fails, item by item, listing the ones that fail."""
+    try:
+        return list(zip(items, tok.encode_waveforms([item["audio"] for item in items]).unbatch()))
+    except (RuntimeError, ValueError):
+        pass
+    done = []
+    for item in items:
+        try:
+            done.append((item, tok.encode_waveforms([item["audio"]]).unbatch()[0]))
+        except (RuntimeError, ValueError) as err:  # e.g. out of memory on one long file
+            failed[str(item.get("path") or item["id"])] = f"encoding failed ({type(err).__name__}: {err})"
+    return done
 
 
 def shard_indices(index: int, shard_size: int, num_items: int) -> range:
