@@ -392,3 +392,15 @@ def test_second_concurrent_run_into_the_same_folder_fails(model_dir, audio_dir, 
         holder.stdin.close()
         holder.wait(timeout=30)
     assert main(["tokenize", str(audio_dir), "-o", str(out), "-m", str(model_dir)]) == 0  # lock released
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(model_dir, audio_dir, tmp_path, capsys):
+    out = tmp_path / "codes"
+    (out / "spk").mkdir(parents=True)
+    stale = [out / f".a{cli_output.TEMP_MARK}4242.npy", out / "spk" / f".b{cli_output.TEMP_MARK}4242.npz"]
+    for path in stale:
+        path.write_bytes(b"\x93NUMPY half")
+    (out / ".keep-me").write_text("not ours")
+    assert main(["tokenize", str(audio_dir), "-o", str(out), "-m", str(model_dir)]) == 0
+    assert not any(path.exists() for path in stale) and not leftovers(out)
+    assert (out / ".keep-me").exists() and len(list(out.glob("*.npy"))) == 3

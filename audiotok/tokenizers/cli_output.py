@@ -3,7 +3,8 @@
 * :func:`prepare_output` refuses an ``-o`` that is an existing file or a folder that cannot be
   created or written, before the model is loaded;
 * :func:`output_lock` holds ``OUT/.audiotok.lock`` (``fcntl.flock``, non-blocking) so a second run
-  into the same folder fails at once instead of interleaving files;
+  into the same folder fails at once instead of interleaving files; once it holds the lock, temporary
+  files left by a run that was killed (``kill -9``, power loss) are removed;
 * :func:`write_atomic` writes each file under a temporary name in the same folder and renames it
   into place (``os.replace``) only when complete; on failure the partial file is removed.
 """
@@ -69,6 +70,7 @@ def output_lock(out: Path, command: str) -> Iterator[Path]:
         handle.truncate()
         handle.write(f"process {os.getpid()}, audiotok {command}\n")
         handle.flush()
+        remove_stale_temporaries(out)
         yield out
     finally:
         with contextlib.suppress(OSError):
@@ -85,6 +87,18 @@ def temporary_name(target: Path) -> Path:
 
 def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and TEMP_MARK in path.name
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporary files under ``out`` (only call this holding its lock: no run is writing
+    them, so they are what a killed run left). Returns what was removed."""
+    removed = []
+    for path in out.rglob(".*"):
+        if is_temporary(path) and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def write_atomic(target: Path, write: Callable[[Path], object]) -> Path:
