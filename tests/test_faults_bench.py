@@ -219,3 +219,16 @@ def test_full_disk_while_writing_the_report_leaves_the_old_one(bench_report, tmp
         write_report(report, out, examples=0)
     assert paths["markdown"].read_bytes() == before["markdown"]  # the previous summary, whole
     assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_bench_bad_data_or_tokenizer_is_one_error_line(short_clips, tmp_path, capsys):
+    from audiotok.cli import main
+
+    rc = main(["bench", "-t", "identity", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "--data" in err and "no such folder or manifest" in err
+    data = short_clips[0].path.parent
+    rc = main(["bench", "-t", "identity", "-t", str(tmp_path / "no-model"), "--data", str(data),
+               "--out", str(tmp_path / "out"), "--asr", "none", "--speaker", "none", "--probe-codebooks", "none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"error: cannot load the tokenizer {tmp_path / 'no-model'}" in err

@@ -79,6 +79,7 @@ def run_quality(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from audiotok.benchmarks.inputs import bench_items
+    from audiotok.cli import CommandError
     from audiotok.benchmarks.quality import BenchConfig, run_quality_benchmark
     from audiotok.benchmarks.report import write_report
     from audiotok.benchmarks.results import emit
@@ -98,7 +99,10 @@ def run_quality(args: argparse.Namespace) -> int:
                                            negatives=args.probe_negatives, seed=args.seed),
                          speaker_probe=SpeakerProbeConfig(seed=args.seed), max_items=args.max_items, seed=args.seed)
     console = Console(stderr=True)
-    items, source = bench_items(args.data, args.corpus)
+    try:
+        items, source = bench_items(args.data, args.corpus)
+    except (OSError, ValueError) as err:  # no such folder, nothing readable in it, a bad manifest line
+        raise CommandError(str(err)) from None
     console.print(f"benchmarking {', '.join(tokenizers)} on {source} ({len(items)} utterances)")
     with _progress(console) as progress:
         report = run_quality_benchmark(tokenizers, items, args.out, config, source, progress)

@@ -156,7 +156,13 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
         rows.append(_summary_row("ground truth", "-", {}, records))
 
     for name in tokenizers:
-        tok = load_tokenizer(name, config.seed)
+        try:
+            tok = load_tokenizer(name, config.seed)
+        except (ValueError, OSError) as err:  # CheckpointError is a ValueError
+            from audiotok.cli import CommandError
+
+            raise CommandError(f"cannot load the tokenizer {name}: {err} (the tokenizers before it are "
+                               f"cached under {out_dir / 'cache'}; a re-run reuses them)") from None
         resynth = Resynthesizer(name, tok, out_dir / "cache")
         needed = {i.id: i for i in [*test, *train, *(i for i in items if i.split == "dev")]}
         step = progress(f"{name}: encode", len(needed))
