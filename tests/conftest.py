@@ -1,5 +1,8 @@
 import os
+import re
+import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +16,9 @@ def _temp_files_under_basetemp(tmp_path_factory):
     """Anything that asks for a temporary file without a tmp_path (``tempfile``, libraries such as
     ``datasets``, subprocesses through ``TMPDIR``) writes under pytest's base temp folder, which the
     retention settings in pyproject.toml clean, instead of leaving it in the system temp folder."""
+    global _BASETEMP
     folder = tmp_path_factory.mktemp("tempfile", numbered=False)
+    _BASETEMP = folder.parent
     saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
     yield folder
@@ -29,3 +34,22 @@ def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+_BASETEMP: Path | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the temp folders of earlier, finished runs (``pytest-N`` below ours without pytest's
+    ``.lock``, which a running session holds): pytest's retention count spares an older failed run's
+    folder once a later run passed. A failed run keeps its own folder until the next run finishes."""
+    match = re.fullmatch(r"pytest-(\d+)", _BASETEMP.name) if _BASETEMP is not None else None
+    if match is None or session.config.option.basetemp:
+        return
+    for sibling in _BASETEMP.parent.glob("pytest-*"):
+        number = re.fullmatch(r"pytest-(\d+)", sibling.name)
+        if (number is None or int(number.group(1)) >= int(match.group(1)) or sibling.is_symlink()
+                or (sibling / ".lock").exists()):
+            continue
+        shutil.rmtree(sibling, ignore_errors=True)
