@@ -130,12 +130,32 @@ def test_dead_code_replacement_sticks():
     new = codebook.embed[3]
     assert not torch.allclose(new, far)
     assert torch.any(torch.all(frames == new, dim=1))  # it is now a frame of the batch
-    assert codebook.cluster_size[3].item() == threshold
-    assert torch.allclose(codebook.embed_avg[3], new * threshold)
+    usage = threshold / 0.99 ** 100  # one EMA time constant of grace
+    assert codebook.cluster_size[3].item() == pytest.approx(usage)
+    assert torch.allclose(codebook.embed_avg[3], new * usage)
     assert codebook.last_replaced >= 1
 
     codebook.eval()
     assert codebook.quantize(new[None]).item() == 3  # and it is used from now on
+
+
+def test_a_replaced_code_survives_its_grace_period_unused():
+    """Reset to exactly the threshold, an unused code died again one step later (half a small codebook
+    was re-drawn every step); now it lives `dead_code_grace_steps` steps, then is replaced."""
+    codebook = EuclideanCodebook(2, 4, kmeans_init=False, threshold_ema_dead_code=2.0, dead_code_grace_steps=5)
+    used = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 1.0]])
+    codebook.embed.copy_(torch.cat([used, torch.tensor([[1e3, 1e3]])]))
+    codebook.embed_avg.copy_(codebook.embed * 50)
+    codebook.cluster_size.copy_(torch.tensor([50.0, 50.0, 50.0, 0.0]))
+    codebook.train()
+    codebook(torch.full((8, 2), 5.0))  # code 3 is dead: it becomes (5, 5), a frame of this batch
+    assert torch.equal(codebook.embed[3], torch.tensor([5.0, 5.0]))
+    batch = used.repeat(30, 1)  # from now on nothing chooses code 3
+    for _ in range(5):
+        codebook(batch)
+        assert torch.allclose(codebook.embed[3], torch.tensor([5.0, 5.0]))  # kept through the grace period
+    codebook(batch)
+    assert not torch.allclose(codebook.embed[3], torch.tensor([5.0, 5.0]))  # then dead, re-drawn from the batch
 
 
 def test_codebook_stats_helpers():

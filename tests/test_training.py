@@ -256,23 +256,17 @@ def test_print_config_resolves_every_config(config, capsys):
 
 # ---- the GAN learns ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_tiny_codec_learns_on_the_tiny_corpus():
-    """Reconstruction warm-up then GAN steps: validation mel distance drops by at least 30 %."""
-    torch.set_num_threads(2)
-    steps, warmup = 24, 18
-    module = make_module("speechtokenizer", warmup_steps=warmup,
-                         optim={"generator": {"lr": 3e-3}, "discriminator": {"lr": 3e-3},
-                                "scheduler": {"name": "constant"}})
-    data = make_data(segment_seconds=0.5, val_segment_seconds=1.0, batch_size=4)
+def test_gan_steps_start_after_the_warm_up():
+    """Reconstruction warm-up then GAN steps: discriminator steps counted, every logged term finite.
+    (Whether training *learns* is tested in test_training_learns.py, against baselines a collapsed codec hits.)"""
+    steps, warmup = 6, 3
+    module = make_module("speechtokenizer", warmup_steps=warmup)
+    data = make_data(segment_seconds=0.5, val_segment_seconds=1.0, batch_size=2)
     recorder = LossRecorder()
     trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         use_distributed_sampler=False, limit_val_batches=4, val_check_interval=None,
-                         check_val_every_n_epoch=None, callbacks=[recorder])
-    before = trainer.validate(module, data, verbose=False)[0]["val/mel_distance"]
+                         use_distributed_sampler=False, limit_val_batches=0, callbacks=[recorder])
     trainer.fit(module, data)
-    after = trainer.validate(module, data, verbose=False)[0]["val/mel_distance"]
-    assert after <= 0.7 * before, (before, after)
     assert module.d_steps == steps - warmup
     gan_terms = recorder.losses[steps]
     assert {"train/adversarial", "train/feature", "train/d_loss"} <= set(gan_terms)
@@ -340,3 +334,51 @@ def test_ddp_two_ranks_stay_identical(tmp_path):
                           check=False, cwd=tmp_path)
     ranks = sorted(p.read_text().split()[1:] for p in tmp_path.glob("rank*.txt"))
     assert ranks == [["0", "3", "3", "True"], ["1", "3", "3", "True"]], done.stderr[-2000:]
+
+
+# ---- fine-tuning from a saved tokenizer -------------------------------------------------------------
+def _spread_codebooks(codec: Codec) -> Codec:
+    """Mark codebooks initialised with distinct random codes (as a trained tokenizer has)."""
+    for codebook in codec.quantizer.codebooks():
+        codebook.embed.normal_()
+        codebook.embed_avg.copy_(codebook.embed)
+        codebook.cluster_size.fill_(1.0)
+        codebook.initialized.fill_(1.0)
+    return codec
+
+
+def test_init_from_a_saved_tokenizer_starts_from_its_weights(tmp_path):
+    torch.manual_seed(1)
+    saved = _spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
+    saved.save_pretrained(tmp_path / "tok")
+    module = CodecLightningModule(init_from=str(tmp_path / "tok"), recipe="wavtokenizer",
+                                  discriminator_width=0.0625, quantizer_warmup_steps=100)
+    assert module.codec.config.name == "wavtokenizer-tiny"
+    own = module.codec.state_dict()
+    for key, value in saved.state_dict().items():
+        assert torch.equal(own[key], value), key
+    assert module.quantizer_warmup_steps == 0  # trained codebooks: no bypass, no k-means re-init
+
+
+def test_init_from_refuses_a_config_that_does_not_fit(tmp_path):
+    Codec(get_config("wavtokenizer-tiny")).save_pretrained(tmp_path / "tok")
+    with pytest.raises(ValueError, match="init_from"):
+        CodecLightningModule(codec="mimi-tiny", init_from=str(tmp_path / "tok"), recipe="mimi")
+
+
+def test_cli_fine_tunes_from_a_saved_tokenizer(tmp_path, monkeypatch):
+    from audiotok.training.cli import run_lightning_cli
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(2)
+    saved = _spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
+    saved.save_pretrained(tmp_path / "tok")
+    config = str(CONFIGS / "wavtokenizer-tiny.yaml")
+    assert run_lightning_cli(["fit", "--config", config, "--model.codec", "null", "--model.init_from",
+                              str(tmp_path / "tok"), "--trainer.max_steps", "1", "--data.segment_seconds", "0.25",
+                              "--trainer.enable_progress_bar", "false"]) == 0
+    tuned = Codec.from_pretrained(tmp_path / "runs" / "wavtokenizer-tiny" / "version_0" / "tokenizer")
+    # one step of training moved the weights a little, from the saved ones (not from a fresh init)
+    diffs = [float((a - tuned.state_dict()[k]).abs().max()) for k, a in saved.state_dict().items()
+             if a.is_floating_point() and "codebook" not in k]
+    assert max(diffs) < 0.05, max(diffs)

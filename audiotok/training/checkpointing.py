@@ -61,4 +61,7 @@ class ExportTokenizer(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.enabled and trainer.is_global_zero:
-            pl_module.export_tokenizer(self.target(trainer))
+            target = self.target(trainer)
+            pl_module.export_tokenizer(target)
+            print(f"exported the trained tokenizer to {target}  (load it with audiotok.load({str(target)!r}))",
+                  flush=True)

@@ -10,6 +10,9 @@ false``). Always-on callbacks with their own config sections: ``checkpoint`` (a 
 """
 from __future__ import annotations
 
+import logging
+import warnings
+
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
     "num_sanity_val_steps": 0,
@@ -48,15 +51,37 @@ def build_cli_class():
     return CodecCLI
 
 
+class _DropAdvertisements(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's messages that do not apply to our training module.
+
+    * the manual-optimisation checkpoint warning (a 13-line code sample about a ``saved_models``
+      attribute): our checkpoints are taken after the generator step on purpose, and resume exactly;
+    * a deprecation warning raised inside Lightning itself, and the LitLogger advertisement;
+    * "modules in eval mode at the start of training": the weight-EMA shadow copy, by design.
+    """
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    # the weight-EMA copy stays in eval mode on purpose (its BatchNorm-free forward is never trained)
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdvertisements) for f in logger.filters):
+            logger.addFilter(_DropAdvertisements())
+
+
 def run_lightning_cli(argv: list[str]) -> int:
     """Run LightningCLI on ``argv`` (e.g. ``["fit", "--config", "configs/mimi-tiny.yaml"]``); 0 on success."""
-    import warnings
-
     from audiotok.training.data import CodecDataModule
     from audiotok.training.module import CodecLightningModule
 
     # `audiotok` hands its own argv over, which LightningCLI would flag as "args and sys.argv given".
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    quiet_lightning()
     build_cli_class()(
         CodecLightningModule,
         CodecDataModule,

@@ -125,6 +125,14 @@ class MultiScaleMelLoss(nn.Module):
         )
 
     @classmethod
+    def three_scale(cls, sample_rate: int = 24000) -> MultiScaleMelLoss:
+        """n_fft 512/1024/2048, hop n/4, 40/64/80 Slaney mels, L1 on ln(clamp 1e-5) of the magnitude mel,
+        scales summed: the loss of the training calibration loop (shared/tools/plain_loop.py), used by
+        the tiny CPU configs. Fine and coarse scales together track both the envelope and the harmonics."""
+        scales = [MelScale(n, n // 4, n, m) for n, m in ((512, 40), (1024, 64), (2048, 80))]
+        return cls(sample_rate, scales)
+
+    @classmethod
     def dac(cls, sample_rate: int = 24000) -> MultiScaleMelLoss:
         """DAC: 7 scales, windows 32..2048, mels 5..320, hop w/4, Slaney mels, L1 on log10(clamp 1e-5)
         of the magnitude mel. Trainer weight 15."""

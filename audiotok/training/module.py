@@ -37,6 +37,8 @@ import torch
 from audiotok.codecs.codec import Codec, CodecConfig, CodecOutput
 from audiotok.discriminators import AdversarialLoss, build_discriminators
 from audiotok.training.distillation import build_distillation
+from audiotok.training.health import HealthMonitor, shuffle_frames
+from audiotok.training.init import standardize_encoder
 from audiotok.training.losses import Balancer, MultiScaleMelLoss, waveform_l1_loss
 from audiotok.training.optim import build_optimizer, build_scheduler
 from audiotok.training.recipes import get_recipe
@@ -56,6 +58,32 @@ def resolve_codec_config(codec: str | dict[str, Any] | CodecConfig) -> CodecConf
 
         return get_config(codec)
     return CodecConfig.from_dict(codec)
+
+
+def load_initial_codec(source: str) -> Codec:
+    """The codec behind ``source`` (anything ``audiotok.load`` reads), for fine-tuning."""
+    from audiotok.tokenizers.loading import load_codec
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*registered architecture: its weights are random")
+        return load_codec(source)
+
+
+def copy_weights(source: Codec, target: Codec, label: str) -> None:
+    """Load ``source``'s weights into ``target`` (folding weight norm where ``source`` was folded);
+    a config that does not fit the weights is refused with the keys and shapes that differ."""
+    from audiotok.codecs.codec import load_state_strict
+
+    state = source.state_dict()
+    if any(".parametrizations." in k for k in target.state_dict()) and not any(
+            ".parametrizations." in k for k in state):
+        target.fold_weight_norm()  # official releases ship folded weights: train them as plain convs
+    try:
+        load_state_strict(target, state, source=str(label))
+    except ValueError as err:
+        raise ValueError(f"{err}\n  model.init_from={label!r} has the config {source.config.name!r}; "
+                         "leave model.codec unset to train that architecture, or pass a codec config "
+                         "with the same layout") from None
 
 
 def step_uncounted(optimizer) -> None:
@@ -89,17 +117,21 @@ class CodecLightningModule(pl.LightningModule):
     """Trains any :class:`~audiotok.codecs.Codec` with a recipe (see :mod:`audiotok.training.recipes`).
 
     Args:
-        codec: registered codec name (``speechtokenizer``, ``mimi-tiny``, ...) or a CodecConfig dict.
+        codec: registered codec name (``speechtokenizer``, ``mimi-tiny``, ...) or a CodecConfig dict;
+            None = the config of ``init_from`` (or ``speechtokenizer-tiny`` without it).
         recipe: ``speechtokenizer`` | ``mimi`` | ``wavtokenizer``, or ``{"base": name, ...overrides}``.
         discriminators, discriminator_width, adversarial, losses, optim, warmup_steps, ema_decay,
         codec_overrides: override the recipe's entries (dicts merge; ``discriminators`` replaces).
         distill: optional distillation slot (:mod:`audiotok.training.distillation`).
+        quantizer_warmup_steps: first generator steps with the quantizer bypassed (see the recipe doc).
+        init_from: start from the weights of anything ``audiotok.load`` reads (a shipped name, a saved
+            folder, a training checkpoint, official weights); discriminators start fresh.
         seed: seeds the rank-shared random draws (quantizer dropout, quantisation rate, D skips).
     """
 
     def __init__(
         self,
-        codec: str | dict[str, Any] = "speechtokenizer-tiny",
+        codec: str | dict[str, Any] | None = None,
         recipe: str | dict[str, Any] = "speechtokenizer",
         discriminators: dict[str, dict[str, Any] | None] | None = None,
         discriminator_width: float | None = None,
@@ -110,6 +142,8 @@ class CodecLightningModule(pl.LightningModule):
         ema_decay: float | None = None,
         codec_overrides: dict[str, Any] | None = None,
         distill: dict[str, Any] | None = None,
+        quantizer_warmup_steps: int | None = None,
+        init_from: str | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -117,13 +151,29 @@ class CodecLightningModule(pl.LightningModule):
         self.automatic_optimization = False
         overrides = {"discriminators": discriminators, "discriminator_width": discriminator_width,
                      "adversarial": adversarial, "losses": losses, "optim": optim, "warmup_steps": warmup_steps,
-                     "ema_decay": ema_decay, "codec_overrides": codec_overrides}
+                     "ema_decay": ema_decay, "codec_overrides": codec_overrides,
+                     "quantizer_warmup_steps": quantizer_warmup_steps}
         self.recipe = get_recipe(recipe, {k: v for k, v in overrides.items() if v is not None})
         self.seed = seed
-        config = resolve_codec_config(codec)
+        self.init_from = init_from
+        initial = load_initial_codec(init_from) if init_from else None
+        if codec is None:
+            config = initial.config if initial is not None else resolve_codec_config("speechtokenizer-tiny")
+        else:
+            config = resolve_codec_config(codec)
         if self.recipe["codec_overrides"]:
             config = config.replace(**self.recipe["codec_overrides"])
         self.codec = Codec(config)
+        if initial is not None:
+            copy_weights(initial, self.codec, init_from)
+        self.quantizer_warmup_steps = int(self.recipe["quantizer_warmup_steps"])
+        if initial is not None and self.quantizer_warmup_steps:
+            warnings.warn(f"init_from={init_from!r} brings trained codebooks: quantizer_warmup_steps="
+                          f"{self.quantizer_warmup_steps} is ignored (it exists to initialise codebooks on a "
+                          "trained latent)", stacklevel=2)
+            self.quantizer_warmup_steps = 0
+        self.health = HealthMonitor(self.codec.codebook_size)
+        self._standardized = False
         self.discriminator = build_discriminators(self.recipe["discriminators"],
                                                   width=self.recipe["discriminator_width"])
         adv = self.recipe["adversarial"]
@@ -161,8 +211,10 @@ class CodecLightningModule(pl.LightningModule):
         sched_g, sched_d = self.lr_schedulers()
         wav = batch["audio"]
         step = self.global_step  # generator steps done so far
+        if step == 0 and self.recipe["standardize_latent"] and self.init_from is None and not self._standardized:
+            self._standardize_latent(wav)
         with shared_rng(self.seed, step, wav.device):
-            out = self.codec(wav)
+            out = self.codec(wav, quantize=step >= self.quantizer_warmup_steps)
         gan = step >= self.warmup_steps
         logs: dict[str, torch.Tensor | float] = {}
         if gan and shared_bernoulli(self.recipe["optim"]["d_update_prob"], self.seed, step):
@@ -176,8 +228,22 @@ class CodecLightningModule(pl.LightningModule):
             self.weight_ema.update(self.codec)
         logs["d_steps"] = float(self.d_steps)
         logs.update({k: float(v) for k, v in out.metrics.items()})
+        logs.update(self.health.update(out.codes, out.latent))
         self.log("train/g_loss", logs.pop("g_loss"), prog_bar=True, on_step=True, on_epoch=False)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, on_epoch=False)
+
+    def _standardize_latent(self, wav: torch.Tensor) -> None:
+        """Data-dependent init of the encoder output on the first batch (:mod:`audiotok.training.init`)."""
+        spreads = standardize_encoder(self.codec, wav)
+        self._standardized = True
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            with torch.no_grad():  # each rank measured its own batch: all take rank 0's init
+                for parameter in self.codec.parameters():
+                    torch.distributed.broadcast(parameter.data, src=0)
+        if self.weight_ema is not None:
+            self.weight_ema.shadow.load_state_dict(self.codec.state_dict())
+        self.print(f"encoder standardised on the first batch (data-dependent init): latent spread "
+                   f"{spreads['spread_before']:.3f} -> {spreads['spread_after']:.3f} (std over frames / RMS)")
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, opt_d) -> dict[str, torch.Tensor]:
         real_out, fake_out = _split_real_fake(self.discriminator(torch.cat([real, fake])))
@@ -248,12 +314,24 @@ class CodecLightningModule(pl.LightningModule):
     def _evaluate(self, batch: dict[str, Any], prefix: str) -> None:
         wav = batch["audio"]
         codec = self.inference_codec
-        audio = codec(wav, n_q=codec.num_codebooks).audio
+        length = wav.shape[-1]
+        codes = codec.encode(wav, n_q=codec.num_codebooks)
+        audio = codec.decode(codes)[..., :length]
+        generator = torch.Generator().manual_seed(self.seed)
+        shuffled = codec.decode(shuffle_frames(codes, generator))[..., :length]
+        dependence = (audio - shuffled).abs().mean() / audio.abs().mean().clamp_min(1e-9)
         self.log_dict({
             f"{prefix}/mel_distance": self.mel_distance(audio, wav)[0],
+            f"{prefix}/mel_shuffled": self.mel_distance(shuffled, wav)[0],
+            f"{prefix}/code_dependence": dependence,
             f"{prefix}/mel": self.mel_loss(audio, wav)[0],
             f"{prefix}/l1": waveform_l1_loss(audio, wav),
         }, on_step=False, on_epoch=True, sync_dist=True, batch_size=wav.shape[0], prog_bar=prefix == "val")
+
+    def on_validation_epoch_end(self) -> None:
+        dependence = self.trainer.callback_metrics.get("val/code_dependence")
+        if dependence is not None and not self.trainer.sanity_checking:
+            self.health.check_code_dependence(float(dependence), self.global_step)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -18,6 +18,13 @@ A recipe holds every training choice that is not the codec's architecture:
   ``d_update_prob`` (probability of a discriminator step per batch).
 * ``warmup_steps`` (reconstruction-only generator steps before the GAN starts) and ``ema_decay``
   (generator weight EMA; None = off).
+* ``quantizer_warmup_steps``: generator steps with the quantizer bypassed (the decoder gets the
+  continuous latent); the codebooks initialise by k-means on the first quantized batch, i.e. on a
+  trained encoder's latent instead of an untrained one's near-constant frames. Not in the papers
+  (0 in the presets); the tiny CPU recipes under ``configs/`` set it (docs/training-postmortem.md).
+* ``standardize_latent``: on the first batch of a run from scratch, rescale the encoder's last conv so
+  the latent has zero mean and unit variance per channel (:mod:`audiotok.training.init`). Not in the
+  papers either; an initialisation only (no effect on a resumed or ``init_from`` run).
 
 Facts come from the reference sheets (speechtokenizer.md §5, mimi.md §4, wavtokenizer.md §3).
 """
@@ -44,6 +51,8 @@ SPEECHTOKENIZER: dict[str, Any] = {
         "d_grad_clip": None, "g_grad_clip": None, "d_update_prob": 1.0,
     },
     "warmup_steps": 0,
+    "quantizer_warmup_steps": 0,
+    "standardize_latent": True,
     "ema_decay": None,
 }
 
@@ -67,6 +76,8 @@ MIMI: dict[str, Any] = {
         "d_grad_clip": None, "g_grad_clip": None, "d_update_prob": 1.0,
     },
     "warmup_steps": 0,
+    "quantizer_warmup_steps": 0,
+    "standardize_latent": True,
     "ema_decay": 0.99,
 }
 
@@ -87,6 +98,8 @@ WAVTOKENIZER: dict[str, Any] = {
         "d_grad_clip": None, "g_grad_clip": None, "d_update_prob": 1.0,
     },
     "warmup_steps": 0,
+    "quantizer_warmup_steps": 0,
+    "standardize_latent": True,
     "ema_decay": None,
 }
 

@@ -89,9 +89,13 @@ class EuclideanCodebook(nn.Module):
     Training step, in order: k-means init on the first learning batch; lookup (the returned vectors are
     the centroids before this step's update); EMA of counts and sums (averaged across ranks when
     torch.distributed is initialised), Laplace-smoothed recompute of `embed`; then codes with
-    `cluster_size < threshold_ema_dead_code` get a random frame of the batch as `embed`, that frame times
-    the threshold as `embed_avg`, and the threshold as `cluster_size`, so the new code survives the call
-    (upstream EnCodec/WavTokenizer replace before the EMA recompute, which undoes it). k-means results and
+    `cluster_size < threshold_ema_dead_code` get a random frame of the batch as `embed`, a usage of
+    `threshold / decay**dead_code_grace_steps` as `cluster_size` and that frame times this usage as
+    `embed_avg`, so the new code survives the call (upstream EnCodec/WavTokenizer replace before the EMA
+    recompute, which undoes it) and, unused, the next `dead_code_grace_steps` steps. Without that grace
+    a code reset to exactly the threshold is dead again one decay later unless it wins >= threshold frames
+    in every batch: at a small batch (8 x 1 s at 75 Hz = 600 frames for 256 codes) about half the codebook
+    was re-drawn at every step, and the decoder could not learn what a code means. k-means results and
     replacements are broadcast from rank 0, so all ranks stay identical.
     An un-initialised codebook used in eval just uses its current (zero) `embed`.
     """
@@ -106,6 +110,7 @@ class EuclideanCodebook(nn.Module):
         kmeans_iters: int = 50,
         threshold_ema_dead_code: float = 2.0,
         update_ema: bool | None = None,
+        dead_code_grace_steps: int | None = None,
     ):
         super().__init__()
         if not 0.0 <= decay < 1.0:
@@ -117,6 +122,10 @@ class EuclideanCodebook(nn.Module):
         self.kmeans_iters = kmeans_iters
         self.threshold_ema_dead_code = threshold_ema_dead_code
         self.update_ema = update_ema
+        # A replaced code starts with usage threshold / decay**grace: unused, it survives `grace` steps
+        # (default one EMA time constant, 1 / (1 - decay) = 100 steps at 0.99) before it is dead again.
+        self.dead_code_grace_steps = (round(1.0 / (1.0 - decay)) if dead_code_grace_steps is None
+                                      else int(dead_code_grace_steps))
         if kmeans_init:
             embed = torch.zeros(codebook_size, dim)
         else:
@@ -199,9 +208,10 @@ class EuclideanCodebook(nn.Module):
         if self.last_replaced == 0:
             return
         new_codes = _sample_frames(frames, self.codebook_size)
+        usage = threshold / self.decay ** self.dead_code_grace_steps if self.decay > 0 else threshold
         self.embed.copy_(torch.where(dead[:, None], new_codes, self.embed))
-        self.embed_avg.copy_(torch.where(dead[:, None], new_codes * threshold, self.embed_avg))
-        self.cluster_size.masked_fill_(dead, threshold)
+        self.embed_avg.copy_(torch.where(dead[:, None], new_codes * usage, self.embed_avg))
+        self.cluster_size.masked_fill_(dead, usage)
         _broadcast_from_rank0(self.embed, self.embed_avg, self.cluster_size)
 
     @property
