@@ -22,6 +22,7 @@ EXTRAS = {
         "resemblyzer", "setuptools<81", "scipy",
     ],
     "parity": ["beartype", "accelerate", "lion-pytorch", "scipy", "matplotlib", "sentencepiece"],
+    "onnx": ["onnx", "onnxruntime"],  # audiotok export onnx; load(..., backend="onnxruntime")
     "dev": ["pytest", "pytest-timeout", "hypothesis"],
 }
 EXTRAS["all"] = sorted({d for k, v in EXTRAS.items() if k != "parity" for d in v})

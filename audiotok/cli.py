@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("audiotok.tokenizers.cli_stream", "stream a file frame by frame; report latency"),
     "distill": ("audiotok.distill.cli", "teacher feature caches and k-means units"),
     "bench": ("audiotok.benchmarks.cli", "benchmark tokenizers: probes, metrics, reports"),
+    "export": ("audiotok.export.cli", "export a codec for other runtimes: audiotok export onnx NAME -o DIR"),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

@@ -65,14 +65,27 @@ class CheckpointError(ValueError):
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
          n_q: int | None = None, semantic_only: bool = False, fold_weight_norm: bool = True,
-         trust_checkpoint: bool = False, **options) -> Tokenizer:
+         trust_checkpoint: bool = False, backend: str = "torch", **options) -> Tokenizer:
     """A ready :class:`Tokenizer` from a name, a folder, a checkpoint file or a hub id.
 
     ``trust_checkpoint``: allow PyTorch files (``.pt``/``.pth``/``.ckpt``) that pickle Python objects
     to be fully unpickled, which runs whatever code the file names; leave it False (weights only)
     unless you trust the file. ``options`` go to :class:`Tokenizer` (``batch_size``,
     ``chunk_seconds``, ``context_seconds``).
+
+    ``backend``: ``"torch"`` (default) or ``"onnxruntime"``: the codec runs as ONNX graphs (CPU,
+    float32), from a folder written by ``audiotok export onnx`` or exported on the fly (see
+    :mod:`audiotok.export.onnx_runtime`).
     """
+    # ---- ONNX backend hook (all of it lives in audiotok/export/onnx_runtime.py) ----
+    if backend == "onnxruntime":
+        from audiotok.export.onnx_runtime import load_onnx_tokenizer
+
+        return load_onnx_tokenizer(name_or_path, device=device, dtype=dtype, n_q=n_q,
+                                   semantic_only=semantic_only, trust_checkpoint=trust_checkpoint, **options)
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
+    # ---- end of ONNX backend hook ----
     codec = load_codec(name_or_path, trust_checkpoint=trust_checkpoint)
     return Tokenizer(codec, device=device, dtype=dtype, n_q=n_q, semantic_only=semantic_only,
                      fold_weight_norm=fold_weight_norm, source=str(name_or_path), **options)

@@ -1,0 +1,193 @@
+"""ONNX export of every codec family: onnxruntime gives the torch codes and audio (issue 12)."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from audiotok.codecs.codec import Codec  # noqa: E402
+from audiotok.codecs.families import get_config  # noqa: E402
+from audiotok.export.onnx import export_onnx  # noqa: E402
+from audiotok.export.onnx_runtime import OnnxCodec  # noqa: E402
+
+FAMILIES = ["speechtokenizer-tiny", "mimi-tiny", "wavtokenizer-tiny"]
+AUDIO_TOL = 1e-4
+
+
+def _spread_codebooks(codec: Codec, seed: int = 0) -> Codec:
+    """Codebooks initialised with distinct codes, as a trained tokenizer has (tests/test_training.py
+    marks them initialised the same way); the codes are latent frames of random audio plus noise, so
+    that random-weight latents (far from N(0, 1) codes) still spread over many codes per level."""
+    generator = torch.Generator().manual_seed(seed)
+    wav = 0.3 * torch.randn(2, 1, 16 * codec.hop_length, generator=generator)
+    for codebook in codec.quantizer.codebooks():  # level by level: each sees the earlier levels' residual
+        seen = []
+        quantize = codebook.quantize
+        codebook.quantize = lambda x, _quantize=quantize: seen.append(x.detach()) or _quantize(x)
+        try:
+            with torch.no_grad():
+                codec.encode(wav)
+        finally:
+            del codebook.quantize
+        frames = seen[0]
+        size = codebook.embed.shape[0]
+        rows = frames[torch.randperm(frames.shape[0], generator=generator)[torch.arange(size) % frames.shape[0]]]
+        codebook.embed.copy_(rows + 0.1 * frames.std() * torch.randn(rows.shape, generator=generator))
+        codebook.embed_avg.copy_(codebook.embed)
+        codebook.cluster_size.fill_(1.0)
+        codebook.initialized.fill_(1.0)
+    return codec
+
+
+def _codec(name: str, seed: int = 0) -> Codec:
+    torch.manual_seed(seed)
+    codec = Codec(get_config(name)).eval().fold_weight_norm()
+    return _spread_codebooks(codec, seed)
+
+
+def _session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """name -> (torch codec, export folder), exported once per module."""
+    out = {}
+    for name in FAMILIES:
+        codec = _codec(name)
+        out[name] = (codec, export_onnx(codec, tmp_path_factory.mktemp(name.replace("-", "_"))))
+    return out
+
+
+def _lengths(codec: Codec) -> list[int]:
+    hop = codec.hop_length
+    # a partial last frame; (for Mimi) more 25 Hz steps than the attention context of 16; and less
+    # than one frame (reflect padding longer than the input in the last encoder convs)
+    return [7 * hop + 123, (20 if codec.is_causal else 12) * hop, hop - 7]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_onnx_graphs_match_torch(exported, name):
+    codec, folder = exported[name]
+    encoder, decoder = _session(folder / "encoder.onnx"), _session(folder / "decoder.onnx")
+    generator, hop = torch.Generator().manual_seed(1), codec.hop_length
+    for length in _lengths(codec):
+        wav = 0.3 * torch.randn(2, 1, length, generator=generator)
+        with torch.no_grad():
+            codes = codec.encode(wav)
+            audio = codec.decode(codes)
+        onnx_codes = encoder.run(None, {"audio": wav.numpy()})[0]
+        assert onnx_codes.dtype == np.int64
+        assert onnx_codes.shape == tuple(codes.shape) == (2, codec.num_codebooks, codec.num_frames(length))
+        if length > hop:
+            assert len(np.unique(onnx_codes)) > 3  # the codebooks are really used
+        np.testing.assert_array_equal(onnx_codes, codes.numpy())
+        onnx_audio = decoder.run(None, {"codes": codes.numpy()})[0]
+        assert onnx_audio.shape == tuple(audio.shape) == (2, 1, codes.shape[-1] * codec.hop_length)
+        assert np.abs(onnx_audio - audio.numpy()).max() < AUDIO_TOL
+
+
+def test_onnx_json_describes_the_graphs(exported):
+    codec, folder = exported["mimi-tiny"]
+    meta = json.loads((folder / "onnx.json").read_text())
+    assert meta["sample_rate"] == codec.sample_rate == 24000
+    assert meta["hop_length"] == codec.hop_length
+    assert meta["n_q"] == codec.num_codebooks == 8
+    assert meta["codebook_size"] == codec.codebook_size
+    assert meta["causal"] is True
+    assert meta["codec_config"]["name"] == "mimi-tiny"
+
+
+def test_cli_writes_the_graphs(tmp_path):
+    from audiotok.cli import main
+
+    codec = _codec("wavtokenizer-tiny", seed=3)
+    codec.save_pretrained(tmp_path / "saved")
+    assert main(["export", "onnx", str(tmp_path / "saved"), "-o", str(tmp_path / "onnx")]) == 0
+    for name in ("encoder.onnx", "decoder.onnx", "onnx.json"):
+        assert (tmp_path / "onnx" / name).is_file(), name
+    wav = 0.3 * torch.randn(1, 1, 5 * codec.hop_length, generator=torch.Generator().manual_seed(2))
+    onnx_codes = _session(tmp_path / "onnx" / "encoder.onnx").run(None, {"audio": wav.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_array_equal(onnx_codes, codec.encode(wav).numpy())
+
+
+def test_cli_bad_model_is_one_error_line(tmp_path, capsys):
+    from audiotok.cli import main
+
+    assert main(["export", "onnx", str(tmp_path / "missing"), "-o", str(tmp_path / "onnx")]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot load the model")
+
+
+@pytest.mark.parametrize("name", ["mimi-tiny", "speechtokenizer-tiny"])
+def test_load_with_onnxruntime_backend_matches_torch(tmp_path, monkeypatch, name):
+    import audiotok
+
+    monkeypatch.setenv("AUDIOTOK_ONNX_CACHE", str(tmp_path / "cache"))
+    _codec(name, seed=4).save_pretrained(tmp_path / "saved")
+    hop = Codec(get_config(name)).hop_length
+    rng = np.random.default_rng(5)
+    items = [0.3 * rng.standard_normal(9 * hop + 50).astype(np.float32),
+             0.3 * rng.standard_normal(6 * hop).astype(np.float32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_tok = audiotok.load(tmp_path / "saved")
+        onnx_tok = audiotok.load(tmp_path / "saved", backend="onnxruntime")
+    assert isinstance(onnx_tok.codec, OnnxCodec)
+    assert (onnx_tok.sample_rate, onnx_tok.hop_length, onnx_tok.num_codebooks, onnx_tok.codebook_size) == (
+        torch_tok.sample_rate, torch_tok.hop_length, torch_tok.num_codebooks, torch_tok.codebook_size)
+    ours, theirs = onnx_tok.tokenize(items), torch_tok.tokenize(items)
+    assert torch.equal(ours.codes, theirs.codes) and torch.equal(ours.lengths, theirs.lengths)
+    audio_ours, audio_theirs = onnx_tok.detokenize(theirs), torch_tok.detokenize(theirs)
+    assert torch.equal(audio_ours.lengths, audio_theirs.lengths)
+    assert (audio_ours.audio - audio_theirs.audio).abs().max() < AUDIO_TOL
+    # fewer codebooks than exported: a prefix of the codes
+    assert torch.equal(onnx_tok.tokenize(items, n_q=1).codes, torch_tok.tokenize(items, n_q=1).codes)
+    # the export is cached (keyed by the weights) and an exported folder loads directly
+    cached = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert len(cached) == 1
+    again = audiotok.load(cached[0], backend="onnxruntime")
+    assert torch.equal(again.tokenize(items).codes, theirs.codes)
+
+
+def test_unknown_backend_is_refused():
+    import audiotok
+
+    with pytest.raises(ValueError, match="backend"):
+        audiotok.load("mimi-tiny", backend="tensorrt")
+
+
+def test_streaming_step_graphs_match_offline(exported):
+    """Mimi's step graphs (state as inputs/outputs), fed uneven whole-frame chunks, give the offline codes."""
+    codec, folder = exported["mimi-tiny"]
+    meta = json.loads((folder / "onnx.json").read_text())["streaming"]
+    assert (folder / meta["encoder"]["file"]).is_file() and (folder / meta["decoder"]["file"]).is_file()
+    onnx_codec = OnnxCodec(folder, num_threads=1)
+    hop = codec.hop_length
+    wav = 0.3 * torch.randn(2, 1, 19 * hop, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        codes, audio = codec.encode(wav), codec.decode(codec.encode(wav))
+    pieces, sound = [], []
+    with onnx_codec.streaming(2):
+        for start, stop in [(0, 1), (1, 3), (3, 4), (4, 12), (12, 19)]:
+            pieces.append(onnx_codec.encode_step(wav[..., start * hop: stop * hop]))
+            sound.append(onnx_codec.decode_step(pieces[-1]))
+    assert not onnx_codec.is_streaming
+    assert torch.equal(torch.cat(pieces, -1), codes)
+    assert (torch.cat(sound, -1) - audio).abs().max() < AUDIO_TOL
+    # the Tokenizer chunks long causal audio through them
+    from audiotok.tokenizers.tokenizer import Tokenizer
+
+    tok = Tokenizer(onnx_codec, chunk_seconds=5 * hop / codec.sample_rate)
+    tokens = tok.tokenize(wav[0, 0].numpy())
+    assert torch.equal(tokens.codes, codes[:1])
+    assert (tok.detokenize(tokens).audio - audio[:1]).abs().max() < AUDIO_TOL
