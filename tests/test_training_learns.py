@@ -46,7 +46,7 @@ OVERFIT = {
     "wavtokenizer": ("wavtokenizer-tiny", "wavtokenizer", 800, 0, None),
     "speechtokenizer": ("speechtokenizer-tiny", "speechtokenizer", 400, 0, None),
     "mimi": ("mimi-tiny", "mimi", 800, 0, None),
-    "fsq": ("wavtokenizer-tiny", "wavtokenizer", 800, 0, {"type": "fsq", "dim": 64, "levels": [8, 5, 5, 5]}),
+    "fsq": ("wavtokenizer-tiny", "wavtokenizer", 300, 0, {"type": "fsq", "dim": 64, "levels": [8, 5, 5, 5]}),
 }
 
 
