@@ -33,6 +33,18 @@ def build_cli_class():
 
     from audiotok.training.checkpointing import ExportTokenizer
 
+    class StepProgressBar(RichProgressBar):
+        """Rich bar that says "Epoch 3 (max_steps 30000)" instead of "Epoch 3/-2" for step-limited runs."""
+
+        def _get_train_description(self, current_epoch: int) -> str:
+            trainer = self.trainer
+            description = f"Epoch {current_epoch}"
+            if trainer.max_epochs is not None and trainer.max_epochs > 0:
+                description += f"/{trainer.max_epochs - 1}"
+            if trainer.max_steps and trainer.max_steps > 0:
+                description += f" (max_steps {trainer.max_steps})"
+            return description
+
     class CodecCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -45,7 +57,7 @@ def build_cli_class():
             callbacks = list(trainer.get("callbacks") or [])
             if trainer.get("enable_progress_bar") is not False and not any(
                     isinstance(c, ProgressBar) for c in callbacks):
-                kwargs["callbacks"] = [*callbacks, RichProgressBar()]
+                kwargs["callbacks"] = [*callbacks, StepProgressBar()]
             return super().instantiate_trainer(**kwargs)
 
     return CodecCLI
