@@ -17,7 +17,7 @@ from audiotok.tokenizers.pretrained import (
 from audiotok.training.losses import MultiScaleMelLoss
 
 SHIPPED = available_pretrained()
-OURS = ("mimi-tiny-trained", "wavtokenizer-tiny-trained")  # trained in this repository's configs/
+OURS = ("mimi-tiny-trained", "speechtokenizer-tiny-trained", "wavtokenizer-tiny-trained")  # trained in this repository's configs/
 
 
 @pytest.fixture(scope="module")
