@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from audiotok.training.health import latent_spread
+
 
 def _rescale_output_channels(conv: nn.Conv1d, mean: torch.Tensor, std: torch.Tensor) -> None:
     """Make ``conv``'s output ``(y - mean) / std`` per output channel by changing its weight and bias."""
@@ -34,11 +36,6 @@ def _rescale_output_channels(conv: nn.Conv1d, mean: torch.Tensor, std: torch.Ten
     # (a conv without bias keeps its mean; only Mimi's bias-free resampling convs are like that)
 
 
-def latent_spread(z: torch.Tensor) -> float:
-    """Std over frames relative to RMS of ``[B, D, F]`` (0 = the same vector for every frame)."""
-    return float(z.std(dim=-1).mean() / z.pow(2).mean().sqrt().clamp_min(1e-12))
-
-
 @torch.no_grad()
 def standardize_encoder(codec, wav: torch.Tensor, eps: float = 1e-5) -> dict[str, float]:
     """Rescale every conv of ``codec.encoder`` (and the quantizer's input projections), in forward order,
@@ -47,7 +44,7 @@ def standardize_encoder(codec, wav: torch.Tensor, eps: float = 1e-5) -> dict[str
     ``wav [B, 1, T]``: a training batch. Returns the latent spread before and after.
     """
     wav = codec._check_audio(wav)
-    before = latent_spread(codec.encoder(wav))
+    before = float(latent_spread(codec.encoder(wav)))
     done: set[int] = set()
 
     def hook(module: nn.Conv1d, inputs, output: torch.Tensor) -> torch.Tensor | None:
@@ -71,4 +68,4 @@ def standardize_encoder(codec, wav: torch.Tensor, eps: float = 1e-5) -> dict[str
     finally:
         for handle in handles:
             handle.remove()
-    return {"spread_before": before, "spread_after": latent_spread(codec.encoder(wav))}
+    return {"spread_before": before, "spread_after": float(latent_spread(codec.encoder(wav)))}
