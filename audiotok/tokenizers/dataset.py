@@ -70,37 +70,56 @@ def _schema(codebook_size: int, with_tokens: bool):
 
 def tokenize_shard(job: ShardJob, index: int) -> dict[str, Any]:
     """Tokenize shard ``index`` and write it atomically; returns ``{"rows", "failed", "bytes", "sha256"}``."""
-    import pyarrow as pa
-
     tok, ds = job.tokenizer, job.dataset
     indices = shard_indices(index, job.shard_size, len(ds))
-    rows: dict[str, list] = {name: [] for name in _schema(tok.codebook_size, job.flatten is not None).names}
+    rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     for start in range(0, len(indices), tok.batch_size):
-        items = []
-        for i in indices[start : start + tok.batch_size]:
-            label = str(ds.metadata(i).get("path") or i)
-            try:
-                item = ds.load(i)
-                tok._check_peaks([item["audio"]], [label])  # integer PCM as float: refused, listed
-                items.append(item)
-            except AudioError as err:
-                failed[label] = err.problem
-        if not items:
-            continue
-        for item, codes in _encode(tok, items, failed):
-            rows["id"].append(str(item["id"]))
-            rows["path"].append(None if item.get("path") is None else str(item["path"]))
-            rows["text"].append(item.get("text"))
-            rows["speaker"].append(item.get("speaker"))
-            rows["duration"].append(item["audio"].shape[-1] / item["sample_rate"])
-            rows["codes"].append(codes.numpy().tolist())
-            rows["n_frames"].append(codes.shape[-1])
-            if job.flatten is not None:
-                rows["tokens"].append(flatten_codes(codes.numpy(), **job.flatten.to_dict()).tolist())
-    schema = _schema(tok.codebook_size, job.flatten is not None)
-    table = pa.table(rows, schema=schema).replace_schema_metadata({FAILED_KEY: json.dumps(failed)})
-    target = shard_path(job.output, index)
+        items = [item for i in indices[start : start + tok.batch_size]
+                 if (item := load_item(ds, i, failed)) is not None]
+        rows += [item_row(item, codes, job.flatten) for item, codes in _encode(tok, items, failed)]
+    return save_shard(job.output, index, rows, failed, tok.codebook_size, job.flatten)
+
+
+def load_item(dataset, index: int, failed: dict[str, str]) -> dict[str, Any] | None:
+    """Item ``index`` with its audio ``[1, T]`` at the tokenizer's rate, or None after recording in
+    ``failed`` (path or index -> problem) why it cannot be tokenized (unreadable, integer PCM as float)."""
+    label = str(dataset.metadata(index).get("path") or index)
+    try:
+        item = dataset.load(index)
+        Tokenizer._check_peaks([item["audio"]], [label])  # integer PCM as float: refused, listed
+        return item
+    except AudioError as err:
+        failed[label] = err.problem
+        return None
+
+
+def item_row(item: dict[str, Any], codes, flatten: FlattenSpec | None) -> dict[str, Any]:
+    """The shard row of one item (``audio [1, T]``, ``sample_rate``, metadata) and its ``codes [Q, F]``."""
+    codes = np.asarray(codes)
+    row = {"id": str(item["id"]), "path": None if item.get("path") is None else str(item["path"]),
+           "text": item.get("text"), "speaker": item.get("speaker"),
+           "duration": item["audio"].shape[-1] / item["sample_rate"], "codes": codes.tolist(),
+           "n_frames": codes.shape[-1]}
+    if flatten is not None:
+        row["tokens"] = flatten_codes(codes, **flatten.to_dict()).tolist()
+    return row
+
+
+def save_shard(output: Path, index: int, rows, failed: dict[str, str], codebook_size: int,
+               flatten: FlattenSpec | None) -> dict[str, Any]:
+    """Write shard ``index`` from its ``rows`` in item order (dicts from :func:`item_row`, or a
+    ``pyarrow.Table`` with those columns) and the files it skipped, atomically (:func:`write_shard`).
+
+    Returns the manifest record ``{"rows", "failed", "bytes", "sha256"}``. Both engines write through it.
+    """
+    import pyarrow as pa
+
+    schema = _schema(codebook_size, flatten is not None)
+    table = (rows.select(schema.names).cast(schema) if isinstance(rows, pa.Table)
+             else pa.Table.from_pylist(rows, schema=schema))
+    table = table.replace_schema_metadata({FAILED_KEY: json.dumps(failed)})
+    target = shard_path(output, index)
     written = write_shard(table, target)
     if not written:  # a writer that does not report what it wrote: hash the file
         written = file_digest(target)
@@ -109,6 +128,8 @@ def tokenize_shard(job: ShardJob, index: int) -> dict[str, Any]:
 
 def _encode(tok: Tokenizer, items: list[dict], failed: dict[str, str]) -> list[tuple[dict, Any]]:
     """``(item, codes [Q, F])`` for a batch; if the batch fails, item by item, listing the ones that fail."""
+    if not items:
+        return []
     try:
         return list(zip(items, tok.encode_waveforms([item["audio"] for item in items]).unbatch()))
     except (RuntimeError, ValueError):
@@ -312,7 +333,7 @@ def _num_rows(path: Path) -> int:
 def tokenize_dataset(source, output: str | Path, tokenizer: Tokenizer, shard_size: int = 1000,
                      split: str | None = None, flatten: FlattenSpec | None = None, num_proc: int = 1,
                      progress_bar: bool = True, report: Callable[[str], None] = _report,
-                     **dataset_options) -> dict[str, Any]:
+                     runner: Callable[..., None] | None = None, **dataset_options) -> dict[str, Any]:
     """Tokenize ``source`` (manifest, folder, corpus, ``datasets.Dataset``) into shards under ``output``.
 
     Resumable: call again with the same arguments after an interruption; finished shards are checked
@@ -321,6 +342,11 @@ def tokenize_dataset(source, output: str | Path, tokenizer: Tokenizer, shard_siz
     "redone": {shard: why}, "output"}``. Raises :class:`ShardWriteError` when a shard cannot be
     written (disk full), after removing the partial file, and a ``CommandError`` when another run
     holds the folder's lock.
+
+    ``runner(job, pending, record)``, when given, tokenizes the pending shards instead of this process
+    and calls ``record(shard, result)`` for each shard it wrote with :func:`save_shard` (the Ray
+    engine, :mod:`audiotok.tokenizers.dataset_ray`); settings, checks and manifest stay the same, so
+    either engine can resume the other's output.
     """
     from audiotok.data.datasets import build_dataset
     from audiotok.tokenizers.cli_output import output_lock
@@ -336,7 +362,7 @@ def tokenize_dataset(source, output: str | Path, tokenizer: Tokenizer, shard_siz
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output, "tokenize-dataset"):
         return _tokenize_locked(dataset, source, output, tokenizer, shard_size, split, flatten, num_proc,
-                                progress_bar, report)
+                                progress_bar, report, runner)
 
 
 def _settings_name(value) -> str:
@@ -347,7 +373,8 @@ def _settings_name(value) -> str:
 
 
 def _tokenize_locked(dataset, source, output: Path, tokenizer: Tokenizer, shard_size: int, split, flatten,
-                     num_proc: int, progress_bar: bool, report: Callable[[str], None]) -> dict[str, Any]:
+                     num_proc: int, progress_bar: bool, report: Callable[[str], None],
+                     runner: Callable[..., None] | None = None) -> dict[str, Any]:
     for stale in output.glob("*.tmp*"):  # left by an interrupted run (the lock says none is running)
         stale.unlink()
     num_shards = -(-len(dataset) // shard_size)
@@ -365,7 +392,14 @@ def _tokenize_locked(dataset, source, output: Path, tokenizer: Tokenizer, shard_
         _save_progress(output, progress)
 
     _save_progress(output, progress)
-    if num_proc > 1 and len(pending) > 1:
+    if runner is not None:
+        if pending:
+            runner(job, pending, record)
+        unwritten = [SHARD_PATTERN.format(k) for k in pending if SHARD_PATTERN.format(k) not in progress["completed"]]
+        if unwritten:  # never report success over a gap
+            raise RuntimeError(f"the engine stopped without writing {len(unwritten)} shards ({unwritten[:3]}"
+                               f"{' …' if len(unwritten) > 3 else ''}); run the same command again")
+    elif num_proc > 1 and len(pending) > 1:
         for index, result in _map_with_datasets(job, pending, num_proc):
             record(index, result)
     else:
