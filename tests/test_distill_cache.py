@@ -10,7 +10,7 @@ from audiotok.cli import main as audiotok_main
 from audiotok.distill.align import num_frames, sample_to_frame
 from audiotok.distill.cache import FeatureCache, StaleCacheError, build_cache
 from audiotok.distill.kmeans import KMeansUnits, fit_kmeans
-from audiotok.distill.teacher import build_teacher
+from audiotok.distill.teachers import build_teacher
 
 transformers = pytest.importorskip("transformers")
 

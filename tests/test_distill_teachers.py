@@ -3,7 +3,8 @@ random models saved to a temporary folder; teacher specs."""
 import pytest
 import torch
 
-from audiotok.distill.teacher import TeacherSpec, build_teacher, teacher_config
+from audiotok.distill.teacher import TeacherSpec
+from audiotok.distill.teachers import build_teacher, parse_teacher, teacher_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -107,6 +108,9 @@ def test_spec_parsing():
     assert TeacherSpec.parse("hubert:/m/hubert@base@9") == TeacherSpec("hubert", "/m/hubert@base", 9)
     assert TeacherSpec.parse("hubert:/m/hubert").layer == "avg"
     assert TeacherSpec.parse({"kind": "hubert", "source": "x", "layer": "9", "dtype": "bfloat16"}).layer == 9
-    for bad in ("hubert", "bert:x", ":x"):
-        with pytest.raises(ValueError):
-            TeacherSpec.parse(bad)
+    with pytest.raises(ValueError, match="bad teacher spec"):
+        TeacherSpec.parse(":x")
+    with pytest.raises(ValueError, match="'hubert' needs a SOURCE"):
+        parse_teacher("hubert")
+    with pytest.raises(ValueError, match="unknown teacher kind 'bert'; available: hf, hubert, phones, wavlm"):
+        parse_teacher("bert:x")

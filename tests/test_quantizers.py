@@ -398,7 +398,8 @@ def test_fsq_round_trip_and_interface():
     out = fsq(x)
     assert out.codes.shape == (BATCH, 1, FRAMES) and out.codes.dtype == torch.int64
     assert 0 <= out.codes.min() and out.codes.max() < 1000
-    assert out.commitment_loss.item() == 0.0
+    z = fsq.input_proj(x)
+    assert out.commitment_loss.item() == pytest.approx(float(torch.relu(z.abs() - 2.0).pow(2).mean()))
     assert torch.equal(fsq.encode(x), out.codes)
     assert torch.equal(fsq.decode(out.codes), out.quantized)
     all_vectors = fsq.decode(torch.arange(1000).view(1, 1, 1000))
@@ -410,6 +411,21 @@ def test_fsq_round_trip_and_interface():
     assert x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="n_q"):
         fsq(x, n_q=2)
+
+
+def test_fsq_range_penalty_is_zero_in_range_and_pulls_a_saturating_latent_back():
+    """In tanh's responsive range the penalty is exactly zero (training equals plain FSQ); beyond it, its
+    gradient points back inward, strongly enough to win over a saturated tanh's constant push (the collapse
+    it prevents: docs/training-postmortem.md)."""
+    fsq = FSQ(4, levels=[8, 5, 5, 5])
+    inside = torch.linspace(-2, 2, 50).expand(1, 4, 50)
+    assert fsq.range_penalty(inside).item() == 0.0
+    z = torch.tensor([[[30.0], [-30.0], [1.0], [0.5]]], requires_grad=True)
+    fsq.range_penalty(z).backward()
+    assert z.grad[0, 0, 0] > 0 and z.grad[0, 1, 0] < 0 and z.grad[0, 2:].abs().sum() == 0
+    bounded = z.detach().requires_grad_()
+    fsq._bound(bounded).sum().backward()  # what reaches a saturated latent from the reconstruction side
+    assert bounded.grad[0, 0, 0] < 1e-6 < z.grad[0, 0, 0]
 
 
 def test_fsq_digits_round_trip_through_codes():
@@ -426,8 +442,10 @@ def test_build_quantizer():
     assert isinstance(build_quantizer("rvq", dim=8, n_q=2, codebook_size=4), ResidualVQ)
     assert isinstance(build_quantizer("split_rvq", dim=8, n_q=2, codebook_size=4), SplitResidualVQ)
     assert isinstance(build_quantizer("fsq", dim=8, levels=[3, 3]), FSQ)
-    with pytest.raises(ValueError, match="Unknown quantizer kind"):
+    with pytest.raises(ValueError, match="unknown quantizer 'lfq'; available: fsq, rvq, split_rvq"):
         build_quantizer("lfq", dim=8)
+    with pytest.raises(TypeError, match=r"unknown field\(s\) \['codebook_sise'\]; accepted: .*'codebook_size'"):
+        build_quantizer("rvq", dim=8, n_q=2, codebook_sise=4)
 
 
 def count(module: torch.nn.Module) -> tuple[int, int]:

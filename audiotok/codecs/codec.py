@@ -19,22 +19,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from audiotok.registry import Registry
+
 from .modules.conv import fold_weight_norm
 from .modules.resample import ConvDownsample1d, ConvTrUpsample1d
 from .modules.seanet import SEANetDecoder, SEANetEncoder
 from .modules.streaming import StreamingModule
 from .modules.transformer import Transformer
-from .quantizers import QuantizerOutput, build_quantizer
+from .quantizers import QUANTIZERS, QuantizerOutput
 
-
-def _build_vocos(**kw):
-    from .modules.vocos import VocosDecoder
-
-    return VocosDecoder(**kw)
-
-
-ENCODERS = {"seanet": SEANetEncoder}
-DECODERS = {"seanet": SEANetDecoder, "vocos": _build_vocos}
+# Encoders take audio [B, C, T] to a latent [B, dimension, F] and expose `dimension` and `hop_length`;
+# decoders take [B, D, F] back to [B, C, F * hop] (and may expose `hop_length`). A config names one by
+# {"type": name, **fields} or {"class_path": "my_pkg.MyEncoder", "init_args": {...}}.
+ENCODERS = Registry("encoder")
+ENCODERS.register("seanet", SEANetEncoder)
+DECODERS = Registry("decoder")
+DECODERS.register("seanet", SEANetDecoder)
+DECODERS.register("vocos", "audiotok.codecs.modules.vocos.VocosDecoder")  # imported on first use
 
 
 def _is_int(value: Any) -> bool:
@@ -162,34 +163,25 @@ class CodecOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _build(registry: dict, spec: dict[str, Any], what: str) -> nn.Module:
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    if kind not in registry:
-        raise ValueError(f"unknown {what} type {kind!r}; choose one of {sorted(registry)}")
-    return registry[kind](**spec)
-
-
 class Codec(StreamingModule):
     """A neural audio codec assembled from a :class:`CodecConfig`."""
 
     def __init__(self, config: CodecConfig):
         super().__init__()
         self.config = config
-        self.encoder = _build(ENCODERS, config.encoder, "encoder")
+        self.encoder = ENCODERS.build(config.encoder)
         self.encoder_transformer = (Transformer(**config.encoder_transformer)
                                     if config.encoder_transformer else None)
-        dim = config.encoder["dimension"]
+        dim = self.encoder.dimension
         stride = config.resample_stride
         self.downsample = ConvDownsample1d(dim, stride, causal=config.causal) if stride > 1 else None
-        q = dict(config.quantizer)
-        self.quantizer = build_quantizer(q.pop("type"), **q)
+        self.quantizer = QUANTIZERS.build(config.quantizer)
         self.upsample = (ConvTrUpsample1d(dim, stride, causal=config.causal,
                                           depthwise=config.resample_depthwise_up)
                          if stride > 1 else None)
         self.decoder_transformer = (Transformer(**config.decoder_transformer)
                                     if config.decoder_transformer else None)
-        self.decoder = _build(DECODERS, config.decoder, "decoder")
+        self.decoder = DECODERS.build(config.decoder)
         self.transform = (nn.Linear(self.quantizer.dim, config.semantic_dim)
                           if config.semantic_dim else None)
         self.hop_length = self.encoder.hop_length * stride

@@ -12,7 +12,9 @@ from audiotok.discriminators.combined import (
     build_discriminators,
 )
 from audiotok.discriminators.losses import (
+    ADVERSARIAL_PRESETS,
     AdversarialLoss,
+    adversarial_loss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -23,6 +25,7 @@ from audiotok.discriminators.msd import MultiScaleDiscriminator
 from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator
 
 __all__ = [
+    "ADVERSARIAL_PRESETS",
     "DISCRIMINATOR_PRESETS",
     "DISCRIMINATORS",
     "AdversarialLoss",
@@ -33,6 +36,7 @@ __all__ = [
     "MultiResolutionDiscriminator",
     "MultiScaleDiscriminator",
     "MultiScaleSTFTDiscriminator",
+    "adversarial_loss",
     "build_discriminator",
     "build_discriminators",
     "discriminator_loss",

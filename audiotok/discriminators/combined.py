@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
@@ -12,23 +11,26 @@ from audiotok.discriminators.mpd import MultiPeriodDiscriminator
 from audiotok.discriminators.mrd import MultiBandSTFTDiscriminator, MultiResolutionDiscriminator
 from audiotok.discriminators.msd import MultiScaleDiscriminator
 from audiotok.discriminators.msstft import MultiScaleSTFTDiscriminator
+from audiotok.registry import Registry
 
-DISCRIMINATORS: dict[str, type[Discriminator]] = {
-    "mpd": MultiPeriodDiscriminator,
-    "msd": MultiScaleDiscriminator,
-    "msstft": MultiScaleSTFTDiscriminator,
-    "mrd": MultiResolutionDiscriminator,
-    "mbstft": MultiBandSTFTDiscriminator,
-}
+DISCRIMINATORS = Registry("discriminator")
+DISCRIMINATORS.register("mpd", MultiPeriodDiscriminator)
+DISCRIMINATORS.register("msd", MultiScaleDiscriminator)
+DISCRIMINATORS.register("msstft", MultiScaleSTFTDiscriminator)
+DISCRIMINATORS.register("mrd", MultiResolutionDiscriminator)
+DISCRIMINATORS.register("mbstft", MultiBandSTFTDiscriminator)
 
-# Discriminator sets of the reference recipes; pair each with ``AdversarialLoss.preset(same name)``.
-# WavTokenizer trains against both "vocos" (hinge) and "dac" (LSGAN) sets, each with its own loss.
-DISCRIMINATOR_PRESETS: dict[str, dict[str, dict]] = {
-    "encodec": {"msstft": {"negative_slope": 0.3}},  # audiocraft config; Mimi's baseline too
-    "speechtokenizer": {"mpd": {}, "msd": {}, "msstft": {}},  # HiFi-Codec set
-    "dac": {"mpd": {"peak_normalize": True}, "mbstft": {"peak_normalize": True}},
-    "vocos": {"mpd": {}, "mrd": {}},
-}
+# Discriminator sets of the reference recipes (``{discriminator: fields}``); a recipe names one, and
+# pairs it with ``AdversarialLoss.preset(same name)``. The one home of these facts.
+DISCRIMINATOR_PRESETS = Registry("discriminator preset", class_path=False)
+# audiocraft's compression solver (config/solver/compression/default.yaml: msstftd with LeakyReLU 0.3),
+# which Mimi's training follows (Moshi paper, section 3.3: "the exact parameters in the AudioCraft repo").
+DISCRIMINATOR_PRESETS.register("encodec", {"msstft": {"negative_slope": 0.3}})
+# HiFi-Codec / SpeechTokenizer: MPD + MSD + MS-STFT with the class default LeakyReLU 0.2.
+DISCRIMINATOR_PRESETS.register("speechtokenizer", {"mpd": {}, "msd": {}, "msstft": {}})
+DISCRIMINATOR_PRESETS.register("dac", {"mpd": {"peak_normalize": True}, "mbstft": {"peak_normalize": True}})
+# Vocos / WavTokenizer: MPD + MRD (WavTokenizer also trains against the "dac" set, with its own loss).
+DISCRIMINATOR_PRESETS.register("vocos", {"mpd": {}, "mrd": {}})
 
 
 class CombinedDiscriminator(Discriminator):
@@ -57,15 +59,9 @@ class CombinedDiscriminator(Discriminator):
 
 
 def build_discriminator(name: str, **kwargs) -> Discriminator:
-    """One registered discriminator (``mpd``, ``msd``, ``msstft``, ``mrd``, ``mbstft``) from kwargs."""
-    if name not in DISCRIMINATORS:
-        raise ValueError(f"unknown discriminator {name!r}; available: {sorted(DISCRIMINATORS)}")
-    cls = DISCRIMINATORS[name]
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise TypeError(f"discriminator {name!r} got unknown option(s) {unknown}; accepted: {sorted(accepted)}")
-    return cls(**kwargs)
+    """One registered discriminator (``mpd``, ``msd``, ``msstft``, ``mrd``, ``mbstft``) from its fields
+    (checked: an unknown one raises naming the accepted fields)."""
+    return DISCRIMINATORS.build({"type": name, **kwargs})
 
 
 def build_discriminators(
@@ -78,7 +74,7 @@ def build_discriminators(
     a family's own ``width`` kwarg wins.
     """
     if isinstance(spec, str):
-        spec = DISCRIMINATOR_PRESETS.get(spec, [spec])
+        spec = DISCRIMINATOR_PRESETS.get(spec) if spec in DISCRIMINATOR_PRESETS else [spec]
     items = spec.items() if isinstance(spec, Mapping) else ((name, None) for name in spec)
     families = {}
     for name, kwargs in items:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from audiotok.registry import Registry, check_fields
+
 KINDS = ("lsgan", "hinge", "hinge_linear")
 REDUCTIONS = ("mean", "sum")
 
@@ -111,25 +113,9 @@ class AdversarialLoss:
 
     @classmethod
     def preset(cls, name: str) -> AdversarialLoss:
-        """By name: ``encodec``, ``encodec_paper``, ``dac``, ``speechtokenizer`` (= ``hifigan``), ``vocos``, ``espnet``."""
-        presets = {
-            # audiocraft: hinge with linear G term, averaged; plain L1 FM averaged over layers and discs.
-            "encodec": cls("hinge_linear", "mean", False, "mean", "mean", False, 1.0),
-            # EnCodec paper / AcademiCodec: hinge, relative FM averaged.
-            "encodec_paper": cls("hinge", "mean", True, "mean", "mean", False, 1.0),
-            # DAC: LSGAN summed; FM summed over layers except logits and over discs.
-            "dac": cls("lsgan", "sum", False, "sum", "sum", False, 1.0),
-            # HiFi-GAN / HiFi-Codec / SpeechTokenizer: LSGAN summed; FM x2 summed, final outputs included.
-            "speechtokenizer": cls("lsgan", "sum", False, "sum", "sum", True, 2.0),
-            # Vocos / WavTokenizer MPD+MRD: hinge averaged; FM summed over layers, averaged over discs.
-            "vocos": cls("hinge", "mean", False, "sum", "mean", True, 1.0),
-            # ESPnet gan_codec: LSGAN summed; FM summed over layers including final outputs.
-            "espnet": cls("lsgan", "sum", False, "sum", "sum", True, 1.0),
-        }
-        presets["hifigan"] = presets["speechtokenizer"]
-        if name not in presets:
-            raise ValueError(f"unknown adversarial loss preset {name!r}; available: {sorted(presets)}")
-        return presets[name]
+        """By name (:data:`ADVERSARIAL_PRESETS`): ``encodec``, ``encodec_paper``, ``dac``,
+        ``speechtokenizer`` (= ``hifigan``), ``vocos``, ``espnet``."""
+        return ADVERSARIAL_PRESETS.get(name)
 
     def discriminator_loss(self, real_logits: list[Tensor], fake_logits: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """D loss on ``disc(real)`` and ``disc(fake.detach())`` logits; also ``{"d_real", "d_fake"}`` for logging."""
@@ -152,3 +138,29 @@ class AdversarialLoss:
             real_fmaps, fake_fmaps, self.fm_relative, self.fm_layer_reduction, self.fm_disc_reduction, self.fm_scale
         )
         return adversarial, feature
+
+
+# Adversarial policies of the reference toolkits, each paired with the discriminator preset of the same
+# name; the typed config of a custom policy is :class:`AdversarialLoss` itself (a recipe may give its fields).
+ADVERSARIAL_PRESETS = Registry("adversarial loss preset", class_path=False)
+# audiocraft: hinge with linear G term, averaged; plain L1 FM averaged over layers and discs.
+ADVERSARIAL_PRESETS.register("encodec", AdversarialLoss("hinge_linear", "mean", False, "mean", "mean", False, 1.0))
+# EnCodec paper / AcademiCodec: hinge, relative FM averaged.
+ADVERSARIAL_PRESETS.register("encodec_paper", AdversarialLoss("hinge", "mean", True, "mean", "mean", False, 1.0))
+# DAC: LSGAN summed; FM summed over layers except logits and over discs.
+ADVERSARIAL_PRESETS.register("dac", AdversarialLoss("lsgan", "sum", False, "sum", "sum", False, 1.0))
+# HiFi-GAN / HiFi-Codec / SpeechTokenizer: LSGAN summed; FM x2 summed, final outputs included.
+ADVERSARIAL_PRESETS.register("speechtokenizer", AdversarialLoss("lsgan", "sum", False, "sum", "sum", True, 2.0))
+ADVERSARIAL_PRESETS.register("hifigan", ADVERSARIAL_PRESETS.get("speechtokenizer"))
+# Vocos / WavTokenizer MPD+MRD: hinge averaged; FM summed over layers, averaged over discs.
+ADVERSARIAL_PRESETS.register("vocos", AdversarialLoss("hinge", "mean", False, "sum", "mean", True, 1.0))
+# ESPnet gan_codec: LSGAN summed; FM summed over layers including final outputs.
+ADVERSARIAL_PRESETS.register("espnet", AdversarialLoss("lsgan", "sum", False, "sum", "sum", True, 1.0))
+
+
+def adversarial_loss(spec: str | dict) -> AdversarialLoss:
+    """A recipe's ``adversarial`` entry: a preset name, or the fields of an :class:`AdversarialLoss`."""
+    if isinstance(spec, str):
+        return ADVERSARIAL_PRESETS.get(spec)
+    check_fields(AdversarialLoss, AdversarialLoss, spec, "adversarial loss")
+    return AdversarialLoss(**spec)

@@ -60,7 +60,8 @@ class MultiScaleSTFTDiscriminator(Discriminator):
     """MS-STFT: one :class:`STFTDiscriminator` per n_fft (hop n_fft/4, window n_fft).
 
     Defaults: audiocraft's shipped 5 resolutions (1024, 2048, 512, 256, 128), 32 filters (0.47 M
-    parameters), LeakyReLU 0.2 (class default, SpeechTokenizer; audiocraft's config and Mimi use 0.3).
+    parameters), LeakyReLU 0.2 (class default, as SpeechTokenizer trains it; the ``"encodec"`` preset in
+    :data:`~audiotok.discriminators.DISCRIMINATOR_PRESETS` sets audiocraft's 0.3, which Mimi follows).
     ``width`` scales the filters for tiny models.
     """
 

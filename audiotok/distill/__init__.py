@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Teacher": "teacher", "TeacherSpec": "teacher", "build_teacher": "teacher", "teacher_config": "teacher",
+    "Teacher": "teacher", "TeacherSpec": "teacher",
+    "TEACHERS": "teachers", "TeacherKind": "teachers", "build_teacher": "teachers", "teacher_config": "teachers",
     "HFTeacher": "hf_teacher",
     "PhoneTeacher": "phone_teacher", "PHONES": "phone_teacher", "one_hot_phones": "phone_teacher",
     "d_axis_loss": "losses", "t_axis_loss": "losses", "pseudo_label_loss": "losses", "mimi_cosine_loss": "losses",

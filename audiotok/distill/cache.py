@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from audiotok.distill.align import Rate, exact_rate, num_frames, sample_to_frame
-from audiotok.distill.teacher import Teacher, TeacherSpec, config_hash, teacher_config
+from audiotok.distill.teacher import Teacher, TeacherSpec, config_hash
+from audiotok.distill.teachers import teacher_config
 
 INDEX_NAME = "index.json"
 INDEX_VERSION = 1

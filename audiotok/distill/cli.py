@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_cache(args: argparse.Namespace) -> int:
     from audiotok.distill.cache import build_cache
-    from audiotok.distill.teacher import TeacherSpec, build_teacher
+    from audiotok.distill.teacher import TeacherSpec
+    from audiotok.distill.teachers import build_teacher
 
     spec = TeacherSpec.parse(args.teacher)
     teacher = build_teacher(spec) if spec.kind == "phones" else build_teacher(spec, dtype=args.dtype)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiotok.dsp import MelSpectrogram, stft
+from audiotok.registry import Registry
 
 
 def cut_to_shorter(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -139,6 +140,13 @@ class MultiScaleMelLoss(nn.Module):
         windows, n_mels = (32, 64, 128, 256, 512, 1024, 2048), (5, 10, 20, 40, 80, 160, 320)
         scales = [MelScale(w, w // 4, w, m) for w, m in zip(windows, n_mels)]
         return cls(sample_rate, scales, log10=True)
+
+
+# Mel loss presets by name (a recipe's ``losses.mel_preset``): factories ``(sample_rate) -> MultiScaleMelLoss``.
+MEL_PRESETS = Registry("mel loss preset")
+for _name in ("speechtokenizer", "wavtokenizer", "encodec", "three_scale", "dac"):
+    MEL_PRESETS.register(_name, getattr(MultiScaleMelLoss, _name))
+del _name
 
 
 def multi_resolution_stft_distance(

@@ -35,11 +35,11 @@ import lightning.pytorch as pl
 import torch
 
 from audiotok.codecs.codec import Codec, CodecConfig, CodecOutput
-from audiotok.discriminators import AdversarialLoss, build_discriminators
+from audiotok.discriminators import adversarial_loss, build_discriminators
 from audiotok.training.distillation import build_distillation
 from audiotok.training.health import HealthMonitor, shuffle_frames
 from audiotok.training.init import standardize_encoder
-from audiotok.training.losses import Balancer, MultiScaleMelLoss, waveform_l1_loss
+from audiotok.training.losses import MEL_PRESETS, Balancer, MultiScaleMelLoss, waveform_l1_loss
 from audiotok.training.optim import build_optimizer, build_scheduler
 from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
@@ -176,11 +176,10 @@ class CodecLightningModule(pl.LightningModule):
         self._standardized = False
         self.discriminator = build_discriminators(self.recipe["discriminators"],
                                                   width=self.recipe["discriminator_width"])
-        adv = self.recipe["adversarial"]
-        self.adversarial = AdversarialLoss.preset(adv) if isinstance(adv, str) else AdversarialLoss(**adv)
+        self.adversarial = adversarial_loss(self.recipe["adversarial"])
         self.weights = {k: float(v) for k, v in self.recipe["losses"].items()
                         if k not in ("mel_preset", "balancer")}
-        self.mel_loss = getattr(MultiScaleMelLoss, self.recipe["losses"]["mel_preset"])(config.sample_rate)
+        self.mel_loss = MEL_PRESETS.build(self.recipe["losses"]["mel_preset"], sample_rate=config.sample_rate)
         self.mel_distance = MultiScaleMelLoss.wavtokenizer(config.sample_rate)  # fixed validation metric
         balancer = self.recipe["losses"]["balancer"]
         self.balancer = (Balancer({k: self.weights[k] for k in BALANCED_TERMS}, **balancer)

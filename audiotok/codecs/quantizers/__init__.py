@@ -18,6 +18,8 @@ EnCodec/WavTokenizer dead-code replacement, which the EMA recompute undoes in th
 
 from __future__ import annotations
 
+from audiotok.registry import Registry
+
 from .base import Quantizer, QuantizerOutput
 from .codebook import EuclideanCodebook, code_usage, codebook_state_from_moshi, kmeans, perplexity
 from .fsq import FSQ
@@ -25,19 +27,23 @@ from .residual import ResidualVQ
 from .split import SplitResidualVQ
 from .vq import VectorQuantizer
 
-QUANTIZER_KINDS = {"rvq": ResidualVQ, "split_rvq": SplitResidualVQ, "fsq": FSQ}
+QUANTIZERS = Registry("quantizer")
+QUANTIZERS.register("rvq", ResidualVQ, forwards=(EuclideanCodebook,))  # **kwargs: codebook options
+QUANTIZERS.register("split_rvq", SplitResidualVQ, forwards=(ResidualVQ, EuclideanCodebook))
+QUANTIZERS.register("fsq", FSQ)
+QUANTIZER_KINDS = QUANTIZERS  # the former dict's name
 
 
 def build_quantizer(kind: str, **kwargs) -> Quantizer:
-    """Build a quantizer from a config: `kind` in {"rvq", "split_rvq", "fsq"}, kwargs go to its class."""
-    if kind not in QUANTIZER_KINDS:
-        raise ValueError(f"Unknown quantizer kind {kind!r}; choose one of {sorted(QUANTIZER_KINDS)}.")
-    return QUANTIZER_KINDS[kind](**kwargs)
+    """Build a quantizer from a config: ``kind`` a registered name (rvq, split_rvq, fsq), ``kwargs``
+    its fields (checked: unknown or wrongly typed ones raise naming the accepted fields)."""
+    return QUANTIZERS.build({"type": kind, **kwargs})
 
 
 __all__ = [
     "EuclideanCodebook",
     "FSQ",
+    "QUANTIZERS",
     "QUANTIZER_KINDS",
     "Quantizer",
     "QuantizerOutput",
