@@ -7,10 +7,17 @@ finish the missing shards; shards that are damaged or truncated on disk are redo
 each). A shard that cannot be written (disk full) leaves no partial file and stops the command with
 one ``error:`` line and exit code 1; a second run into the same ``-o`` stops at once (exit code 2). ``--flatten`` adds a ``tokens`` column for LLMs (Llasa layout with
 ``--llasa-text-vocab 128256``). ``--num-proc N`` runs shards in N processes via ``datasets.map``.
+
+``--engine ray`` tokenizes on a Ray cluster (``pip install 'audiotok[ray]'``): ``--address`` (default:
+a Ray started on this machine, or ``RAY_ADDRESS``), ``--workers N`` tokenizer actors with
+``--gpus-per-worker G`` / ``--cpus-per-worker C`` each, ``--batch-seconds S`` of audio per encode pass.
+Same shards, rows and ``progress.json`` as the single-machine engine, so either can resume the other;
+see :mod:`audiotok.tokenizers.dataset_ray` and docs/ray.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard-size", type=int, default=1000, help="items per shard (default 1000)")
     parser.add_argument("--num-proc", type=int, default=1, help="worker processes (datasets.map)")
     add_model_arguments(parser)
+    dist = parser.add_argument_group("Ray engine (--engine ray; pip install 'audiotok[ray]')")
+    dist.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local: this machine (default); ray: a Ray cluster")
+    dist.add_argument("--address", default=None,
+                      help="Ray cluster: 'auto', 'ray://HEAD:10001' or HEAD:6379 (default: RAY_ADDRESS, or a "
+                           "Ray started on this machine)")
+    dist.add_argument("--workers", type=int, default=None, help="tokenizer actors (default 1)")
+    dist.add_argument("--gpus-per-worker", type=float, default=None,
+                      help="GPUs per actor; the tokenizer runs on it (default 0: CPU; 0.5 shares a GPU)")
+    dist.add_argument("--cpus-per-worker", type=float, default=None,
+                      help="CPUs per actor, also its torch threads (default 1)")
+    dist.add_argument("--resources-per-worker", type=json.loads, default=None, metavar="JSON",
+                      help='custom Ray resources per actor, e.g. \'{"tokenizer_node": 1}\' (nodes started with '
+                           "ray start --resources)")
+    dist.add_argument("--batch-seconds", type=float, default=None,
+                      help="most audio per encode pass; each call's items are grouped by length (default 60)")
+    dist.add_argument("--items-per-call", type=int, default=None,
+                      help="items per actor call, the window grouped by length (default 32)")
     flat = parser.add_argument_group("LLM tokens (a 'tokens' column)")
     flat.add_argument("--flatten", action="store_true", help="add flat token ids")
     flat.add_argument("--offset", type=int, default=0, help="id of code 0 of level 0 (default 0)")
@@ -57,6 +82,46 @@ def open_source(args: argparse.Namespace):
     return args.source
 
 
+RAY_FLAGS = ("address", "workers", "gpus_per_worker", "cpus_per_worker", "resources_per_worker", "batch_seconds",
+             "items_per_call")
+
+
+def ray_engine(args: argparse.Namespace):
+    """``tokenize_dataset_ray`` bound to the Ray flags, or None for the local engine; a
+    :class:`CommandError` for Ray flags without ``--engine ray``, or when Ray is not installed."""
+    from audiotok.cli import CommandError
+
+    given = [f"--{name.replace('_', '-')}" for name in RAY_FLAGS if getattr(args, name) is not None]
+    if args.engine != "ray":
+        if given:
+            raise CommandError(f"{', '.join(given)} only apply with --engine ray")
+        return None
+    if args.num_proc != 1:
+        raise CommandError("--num-proc is for the local engine; with --engine ray use --workers")
+    if args.device != "cpu":
+        raise CommandError("--device is for the local engine; with --engine ray each worker uses its GPU "
+                           "when --gpus-per-worker > 0")
+    try:
+        from audiotok.tokenizers.dataset_ray import RayOptions, require_ray, tokenize_dataset_ray
+
+        require_ray()
+        options = RayOptions(**{name: getattr(args, name) for name in RAY_FLAGS if getattr(args, name) is not None})
+    except ImportError as err:
+        raise CommandError(str(err)) from None
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    def run_on_ray(*positional, **keywords):
+        import ray
+
+        try:
+            return tokenize_dataset_ray(*positional, options=options, **keywords)
+        except (RuntimeError, ray.exceptions.RayError) as err:  # a pipeline that failed or stopped short
+            raise CommandError(f"the Ray run failed: {err}. Finished shards are kept; run the same command "
+                               "again to finish the rest", code=1) from None
+
+    return run_on_ray
+
+
 def run(args: argparse.Namespace) -> int:
     from audiotok.cli import CommandError
     from audiotok.tokenizers.cli_output import prepare_output
@@ -64,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from audiotok.tokenizers.flatten import FlattenSpec, llasa_offset
 
     prepare_output(args.output)  # a bad -o fails before the (slow) model load
+    engine = ray_engine(args)
     tok = load_tokenizer(args)
     spec = None
     if args.flatten or args.llasa_text_vocab is not None:
@@ -72,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args)
     extra = {"audio_column": args.audio_column} if not isinstance(source, str) else {}
     try:
-        summary = tokenize_dataset(source, args.output, tok, shard_size=args.shard_size, split=args.split,
-                                   flatten=spec, num_proc=args.num_proc, **extra)
+        if engine is not None:
+            summary = engine(source, args.output, tok, shard_size=args.shard_size, split=args.split,
+                             flatten=spec, **extra)
+        else:
+            summary = tokenize_dataset(source, args.output, tok, shard_size=args.shard_size, split=args.split,
+                                       flatten=spec, num_proc=args.num_proc, **extra)
     except ShardWriteError as err:
         raise CommandError(str(err), code=1) from None
     except (ValueError, OSError) as err:  # other settings in -o, an unusable SOURCE
