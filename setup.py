@@ -23,6 +23,7 @@ EXTRAS = {
     ],
     "parity": ["beartype", "accelerate", "lion-pytorch", "scipy", "matplotlib", "sentencepiece"],
     "onnx": ["onnx", "onnxruntime"],  # audiotok export onnx; load(..., backend="onnxruntime")
+    "ray": ["ray[data]>=2.60"],  # tokenize-dataset --engine ray (tested with 2.60.0)
     "dev": ["pytest", "pytest-timeout", "hypothesis"],
 }
 EXTRAS["all"] = sorted({d for k, v in EXTRAS.items() if k != "parity" for d in v})

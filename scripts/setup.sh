@@ -15,7 +15,8 @@ fi
 
 PIP="python -m pip install -q -c .ci/constraints.txt"
 $PIP torch==2.13.0
-$PIP -e ".[all,dev]"
+$PIP -e ".[all,dev]"  # [all] includes [ray]: ray[data] for tokenize-dataset --engine ray and its tests
+python -c "import ray.data; print('ray', ray.__version__)"
 # Parity references: speechtokenizer imports its trainer (beartype, accelerate, lion-pytorch);
 # moshi pins an old torch, so it goes in without its dependencies.
 $PIP beartype accelerate lion-pytorch sentencepiece sphn
