@@ -85,7 +85,7 @@ def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter
         raise RuntimeError(f"moshi is not installed ({err}); install it with: {MOSHI_INSTALL}") from err
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    mimi = loaders.get_mimi(None, device="cpu", num_codebooks=n_q).eval()
+    mimi = loaders.get_mimi(None, device="cpu", num_codebooks=32).eval()  # every level is filled
     with torch.no_grad():
         for module in mimi.modules():
             if type(module).__name__ == "LayerScale":
@@ -109,6 +109,7 @@ def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter
             codebook.cluster_usage.fill_(1.0)
             codebook._initialized.fill_(1.0)
             codebook._embedding = None  # moshi caches embedding_sum / usage
+    mimi.set_num_codebooks(n_q)
     return mimi
 
 

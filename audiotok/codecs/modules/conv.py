@@ -9,12 +9,20 @@
   offline and streaming agree exactly.
 * Weight norm uses ``torch.nn.utils.parametrizations.weight_norm``; :func:`fold_weight_norm` bakes it
   into plain weights for inference (and for loading weights exported folded, like Mimi's).
+* Kernels: without autograd on CPU (inference), :func:`conv1d` runs wide-window convs as one matmul
+  over unfolded windows and :func:`conv_transpose1d` every transposed conv as a matmul plus
+  overlap-add: PyTorch's transposed conv takes a slow path on short inputs (``slow_conv_transpose2d``,
+  ~6 ms for Mimi's first decoder layer on a 1-frame chunk vs 1.4 ms as a matmul) and oneDNN's
+  reorders dominate short convs. Same sums, another order (float rounding, ~1e-7 relative). Training,
+  tracing (ONNX export) and other devices use ``torch.nn.functional`` as is.
 
 Extra right padding makes the output ``ceil(T / stride)`` frames long for any input length ``T``.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +48,89 @@ def fold_weight_norm(model: nn.Module) -> nn.Module:
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return model
+
+
+# Convs whose windows hold at least this many values (C_in · kernel) run as a matmul on CPU:
+# measured faster for Mimi's strided convs at 80-ms chunks and at 5 s alike; smaller windows over
+# long inputs (the 64-channel high-rate layers offline) are faster in oneDNN (no unfolded copy).
+MATMUL_MIN_WINDOW = 1024
+
+
+_TORCH_KERNELS_ONLY = False
+
+
+@contextmanager
+def torch_kernels() -> Iterator[None]:
+    """Inside, convs run as plain ``torch.nn.functional`` calls: the unoptimised path that the speed
+    benchmark and ``tests/test_speed_paths.py`` compare the fast kernels with."""
+    global _TORCH_KERNELS_ONLY
+    before, _TORCH_KERNELS_ONLY = _TORCH_KERNELS_ONLY, True
+    try:
+        yield
+    finally:
+        _TORCH_KERNELS_ONLY = before
+
+
+def _matmul_kernels(x: torch.Tensor) -> bool:
+    """Whether the matmul formulations apply: CPU inference, not being traced or exported."""
+    return (x.device.type == "cpu" and not torch.is_grad_enabled() and not _TORCH_KERNELS_ONLY
+            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
+
+
+def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
+           dilation: int = 1, groups: int = 1) -> torch.Tensor:
+    """``F.conv1d`` (no padding) of ``x [B, C_in, T]`` with ``weight [C_out, C_in/g, K]``.
+
+    Wide windows (``C_in·K >= MATMUL_MIN_WINDOW``, ``groups == 1``) on CPU inference run as
+    ``windows [B·F, C_in·K] @ weight.T``: no weight reorder per call, one gemm.
+    """
+    c_out, c_in, k = weight.shape
+    if groups != 1 or c_in * k < MATMUL_MIN_WINDOW or not _matmul_kernels(x):
+        return F.conv1d(x, weight, bias, stride, dilation=dilation, groups=groups)
+    b = x.shape[0]
+    windows = x.transpose(1, 2).unfold(1, (k - 1) * dilation + 1, stride)  # [B, F, C_in, K_eff]
+    if dilation > 1:
+        windows = windows[..., ::dilation]
+    frames = windows.shape[1]
+    windows = windows.reshape(b * frames, c_in * k)
+    flat = weight.reshape(c_out, c_in * k).t()
+    y = torch.addmm(bias, windows, flat) if bias is not None else windows @ flat
+    return y.view(b, frames, c_out).transpose(1, 2)
+
+
+def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     stride: int = 1, groups: int = 1) -> torch.Tensor:
+    """``F.conv_transpose1d`` of ``x [B, C_in, F]`` with ``weight [C_in, C_out/g, K]``:
+    ``[B, C_out, (F - 1)·stride + K]``.
+
+    On CPU inference (``groups`` 1 or depthwise) as ``x.T @ weight`` (each frame's ``K`` output
+    samples per channel) then an overlap-add of the ``ceil(K / stride)`` shifted blocks.
+    """
+    c_in, c_out_g, k = weight.shape
+    depthwise = groups == c_in and c_out_g == 1
+    if not (groups == 1 or depthwise) or not _matmul_kernels(x):
+        return F.conv_transpose1d(x, weight, bias, stride, groups=groups)
+    b, _, frames = x.shape
+    blocks = -(-k // stride)
+    if blocks * stride != k:
+        weight = F.pad(weight, (0, blocks * stride - k))
+    c_out = c_out_g * groups
+    if depthwise:  # y[b, f, c, j] = x[b, c, f] · w[c, j]
+        y = x.transpose(1, 2)[..., None] * weight.reshape(c_in, blocks * stride)
+    else:
+        y = x.transpose(1, 2) @ weight.reshape(c_in, c_out * blocks * stride)
+    y = y.view(b, frames, c_out, blocks, stride).permute(0, 2, 3, 1, 4)  # [B, C_out, blocks, F, s]
+    # Overlap-add straight into the output layout: block j of frame f lands on frame f + j.
+    out = y.new_empty(b, c_out, frames + blocks - 1, stride)
+    if bias is None:
+        out[:, :, :frames] = y[:, :, 0]
+    else:
+        torch.add(y[:, :, 0], bias[:, None, None], out=out[:, :, :frames])
+    if blocks > 1:
+        out[:, :, frames:] = 0 if bias is None else bias[:, None, None]
+        for j in range(1, blocks):
+            out[:, :, j:j + frames] += y[:, :, j]
+    return out.view(b, c_out, -1)[..., :(frames - 1) * stride + k]
 
 
 def extra_padding_for_conv1d(length: int, kernel_size: int, stride: int, padding_total: int) -> int:
@@ -112,8 +203,12 @@ class Conv1d(StreamingModule):
             else:
                 right = self.padding_total // 2
                 x = pad1d(x, self.padding_total - right, right + extra, self.pad_mode)
-            return self.conv(x)
+            return self._conv(x)
         return self._stream(x, state)
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        return conv1d(x, conv.weight, conv.bias, self.stride, conv.dilation[0], conv.groups)
 
     def _stream(self, x: torch.Tensor, state: State) -> torch.Tensor:
         if not self.causal:
@@ -132,7 +227,7 @@ class Conv1d(StreamingModule):
         x = torch.cat([previous, x], dim=-1)
         if previous.shape[-1]:
             state["previous"] = x[..., x.shape[-1] - previous.shape[-1]:].clone()
-        return self.conv(x)
+        return self._conv(x)
 
 
 class ConvTranspose1d(StreamingModule):
@@ -170,7 +265,8 @@ class ConvTranspose1d(StreamingModule):
                                        device=device)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.convtr(x)
+        convtr = self.convtr
+        y = conv_transpose1d(x, convtr.weight, convtr.bias, self.stride, convtr.groups)
         total = self.padding_total
         state = self._streaming_state
         if state is None:

@@ -15,25 +15,54 @@ from .conv import Conv1d, ConvTranspose1d
 from .streaming import State, StreamingModule
 
 
+def _overwrite(module: nn.Module) -> bool:
+    """Whether an activation may overwrite its input: marked so (its input is a fresh tensor no
+    other layer reads) and no autograd (inference). Saves one full-size tensor per layer offline."""
+    return module.overwrites_input and not torch.is_grad_enabled()
+
+
 class Snake(nn.Module):
     """Snake activation ``x + sin²(αx)/α`` with a learned per-channel ``α`` (BigVGAN/DAC)."""
+
+    overwrites_input = False
 
     def __init__(self, channels: int):
         super().__init__()
         self.alpha = nn.Parameter(torch.ones(1, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + (self.alpha + 1e-9).reciprocal() * torch.sin(self.alpha * x).pow(2)
+        inverse = (self.alpha + 1e-9).reciprocal()
+        if not torch.is_grad_enabled():  # the same operations, in one temporary
+            y = torch.mul(self.alpha, x).sin_().pow_(2).mul_(inverse)
+            return x.add_(y) if _overwrite(self) else y.add_(x)
+        return x + inverse * torch.sin(self.alpha * x).pow(2)
 
 
-def activation(name: str, channels: int) -> nn.Module:
+class ELU(nn.ELU):
+    """``nn.ELU`` that, at inference, runs in place where marked ``overwrites_input``."""
+
+    overwrites_input = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.elu(x, self.alpha, inplace=_overwrite(self))
+
+
+class GELU(nn.GELU):
+    overwrites_input = False  # GELU has no in-place kernel
+
+
+def activation(name: str, channels: int, overwrites_input: bool = False) -> nn.Module:
+    """An activation; ``overwrites_input``: its input is a fresh tensor that nothing else reads."""
     if name == "ELU":
-        return nn.ELU(alpha=1.0)
-    if name == "Snake":
-        return Snake(channels)
-    if name == "GELU":
-        return nn.GELU()
-    raise ValueError(f"unknown activation {name!r}; choose ELU, Snake or GELU")
+        act = ELU(alpha=1.0)
+    elif name == "Snake":
+        act = Snake(channels)
+    elif name == "GELU":
+        act = GELU()
+    else:
+        raise ValueError(f"unknown activation {name!r}; choose ELU, Snake or GELU")
+    act.overwrites_input = overwrites_input
+    return act
 
 
 class LSTMBlock(StreamingModule):
@@ -77,15 +106,17 @@ class ResidualUnit(nn.Module):
         super().__init__()
         hidden = dim // compress
         self.block = nn.Sequential(
-            activation(act, dim),
+            activation(act, dim),  # not in place: the shortcut reads x
             Conv1d(dim, hidden, kernel_size, dilation=dilation, **conv_kw),
-            activation(act, hidden),
+            activation(act, hidden, overwrites_input=True),
             Conv1d(hidden, dim, 1, **conv_kw),
         )
         self.shortcut = nn.Identity() if true_skip else Conv1d(dim, dim, 1, **conv_kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.block(x)
+        if torch.is_grad_enabled():
+            return self.shortcut(x) + self.block(x)
+        return self.block(x).add_(self.shortcut(x))  # inference: no third full-size tensor
 
 
 class _SEANetBase(nn.Module):
@@ -123,7 +154,7 @@ class SEANetEncoder(_SEANetBase):
             dim = mult * n_filters
             layers += [ResidualUnit(dim, dilation=d, **self._res_kw) for d in self._dilations]
             layers += [
-                globals()["activation"](activation, dim),
+                globals()["activation"](activation, dim, overwrites_input=True),
                 Conv1d(dim, dim * 2, 2 * ratio, stride=ratio, **self._conv_kw),
             ]
             mult *= 2
@@ -131,7 +162,7 @@ class SEANetEncoder(_SEANetBase):
         if lstm_layers:
             layers.append(LSTMBlock(dim, lstm_layers, bidirectional=bidirectional))
             dim = dim * 2 if bidirectional else dim
-        layers += [globals()["activation"](activation, dim),
+        layers += [globals()["activation"](activation, dim, overwrites_input=True),
                    Conv1d(dim, dimension, last_kernel_size, **self._conv_kw)]
         self.model = nn.Sequential(*layers)
 
@@ -158,12 +189,12 @@ class SEANetDecoder(_SEANetBase):
         for ratio in self.ratios:
             dim = mult * n_filters
             layers += [
-                globals()["activation"](activation, dim),
+                globals()["activation"](activation, dim, overwrites_input=True),
                 ConvTranspose1d(dim, dim // 2, 2 * ratio, stride=ratio, causal=causal, norm=norm),
             ]
             layers += [ResidualUnit(dim // 2, dilation=d, **self._res_kw) for d in self._dilations]
             mult //= 2
-        layers += [globals()["activation"](activation, n_filters),
+        layers += [globals()["activation"](activation, n_filters, overwrites_input=True),
                    Conv1d(n_filters, channels, last_kernel_size, **self._conv_kw)]
         if final_activation == "tanh":
             layers.append(nn.Tanh())

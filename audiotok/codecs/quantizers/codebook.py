@@ -61,10 +61,13 @@ def _sample_frames(frames: torch.Tensor, num: int) -> torch.Tensor:
     return frames[index]
 
 
-def nearest_code(x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+def nearest_code(x: torch.Tensor, embed: torch.Tensor, embed_norms: torch.Tensor | None = None) -> torch.Tensor:
     """Index of the nearest row of `embed` [K, D] for each row of `x` [N, D] (squared Euclidean,
-    ties to the lowest index). ||x||^2 is dropped: it does not change the argmin."""
-    distances = embed.pow(2).sum(-1)[None, :] - 2 * x @ embed.t()
+    ties to the lowest index). ||x||^2 is dropped: it does not change the argmin. `embed_norms` [K]:
+    `embed.pow(2).sum(-1)` if already known."""
+    if embed_norms is None:
+        embed_norms = embed.pow(2).sum(-1)
+    distances = embed_norms[None, :] - 2 * x @ embed.t()
     return distances.argmin(dim=-1)
 
 
@@ -151,7 +154,20 @@ class EuclideanCodebook(nn.Module):
     @torch.no_grad()
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         """[N, D] -> nearest code indices [N] int64 (computed in float32)."""
-        return nearest_code(x.float(), self.embed)
+        return nearest_code(x.float(), self.embed, self._embed_norms())
+
+    def _embed_norms(self) -> torch.Tensor | None:
+        """``embed.pow(2).sum(-1)`` [K], kept until ``embed`` changes (its version counter moves)."""
+        embed = self.embed
+        try:
+            key = (id(embed), embed.data_ptr(), embed._version, embed.dtype)
+        except RuntimeError:  # an inference-mode tensor tracks no version: do not cache
+            return None
+        cached = self.__dict__.get("_norms_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, embed.pow(2).sum(-1))
+            self.__dict__["_norms_cache"] = cached
+        return cached[1]
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """Code indices [...] -> vectors [..., D]."""
