@@ -6,6 +6,8 @@ channel count and PCM format (int or float) is read the same way: float32 in [-1
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -55,8 +57,9 @@ def check_samples(samples: np.ndarray, name: str = "audio") -> None:
         )
 
 
-def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
-    """Decode ``source`` to ``([T, C] float32, sample_rate)`` or raise :class:`AudioError`."""
+@contextmanager
+def _decoding(source: AudioSource, name: str) -> Iterator:
+    """``sf.SoundFile`` of ``source`` (rate checked); every decoding failure as :class:`AudioError`."""
     import soundfile as sf
 
     if isinstance(source, (str, Path)):
@@ -67,8 +70,8 @@ def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
         source = io.BytesIO(source)
     try:
         with sf.SoundFile(source) as f:
-            sample_rate = check_sample_rate(f.samplerate, name)
-            samples = f.read(dtype="float32", always_2d=True)
+            check_sample_rate(f.samplerate, name)
+            yield f
     except AudioError:
         raise
     except PermissionError as err:
@@ -78,8 +81,61 @@ def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
             name,
             f"cannot decode audio ({err}); the file is corrupt or not a WAV/FLAC/OGG/MP3 file",
         ) from err
+
+
+def _read(source: AudioSource, name: str) -> tuple[np.ndarray, int]:
+    """Decode ``source`` to ``([T, C] float32, sample_rate)`` or raise :class:`AudioError`."""
+    with _decoding(source, name) as f:
+        sample_rate = f.samplerate
+        samples = f.read(dtype="float32", always_2d=True)
     check_samples(samples, name)
     return samples, sample_rate
+
+
+def audio_info(path: AudioSource, name: str | None = None) -> tuple[int, int]:
+    """``(frames, sample_rate)`` of an audio file from its header (nothing decoded)."""
+    name = name or str(path)
+    with _decoding(path, name) as f:
+        return int(f.frames), int(f.samplerate)
+
+
+def resampled_length(num_samples: int, orig_sr: int, new_sr: int) -> int:
+    """Samples after resampling ``num_samples`` (soxr's length, ``ceil(T · new / orig)``)."""
+    return num_samples if orig_sr == new_sr else -(-num_samples * int(new_sr) // int(orig_sr))
+
+
+def iter_audio_blocks(path: AudioSource, block_frames: int, sample_rate: int | None = None,
+                      name: str | None = None) -> Iterator[torch.Tensor]:
+    """Read a file block by block as mono ``[1, n]`` float32 at ``sample_rate``, in bounded memory.
+
+    Blocks of ``block_frames`` file frames are averaged to mono and resampled with soxr's streaming
+    resampler, so the concatenated blocks equal :func:`load_audio` (``mono=True``) sample for sample
+    while at most one block is held. Raises :class:`AudioError` like :func:`load_audio`, for a bad
+    block when that block is reached.
+    """
+    import soxr
+
+    name = name or (str(path) if isinstance(path, (str, Path)) else "<in-memory audio>")
+    if block_frames < 1:
+        raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+    with _decoding(path, name) as f:
+        sr, total, done = int(f.samplerate), int(f.frames), 0
+        if total == 0:
+            raise AudioError(name, "zero-length audio (no samples); remove or replace the file")
+        target = sr if sample_rate is None else check_sample_rate(sample_rate, f"target rate for {name}")
+        stream = None if target == sr else soxr.ResampleStream(sr, target, 1, dtype="float32", quality="HQ")
+        while done < total:
+            samples = f.read(min(block_frames, total - done), dtype="float32", always_2d=True)
+            if samples.shape[0] == 0:  # the header promised more frames than the file holds
+                break
+            done += samples.shape[0]
+            check_samples(samples, name)
+            mono = to_mono(torch.from_numpy(np.ascontiguousarray(samples.T)))
+            if stream is not None:
+                mono = torch.from_numpy(stream.resample_chunk(mono[0].numpy(), last=done >= total))[None]
+            yield mono
+        if stream is not None and done < total:  # cut short: flush the resampler's tail
+            yield torch.from_numpy(stream.resample_chunk(np.zeros(0, np.float32), last=True))[None]
 
 
 def load_audio(

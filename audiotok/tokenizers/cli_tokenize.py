@@ -118,15 +118,16 @@ def save_codes(path: Path, codes: np.ndarray, num_samples: int, sample_rate: int
     return write_atomic(path, write)
 
 
-def _encode_and_save(tok, batch: list[tuple[str, Path]], wavs: list, out: Path, suffix: str,
+def _encode_and_save(tok, batch: list[tuple[str, Path]], encode, out: Path, suffix: str,
                      failures: dict[str, str]) -> list[dict]:
-    """Encode one batch and write each item's codes; the manifest rows of the files written.
+    """Encode one batch (``encode()`` returns its ``TokenizedAudio``) and write each item's codes;
+    the manifest rows of the files written.
 
     A failure (encoding, or writing one file: disk full, permissions) is recorded in ``failures``
     and reported; no partial file is left behind and the other files go on.
     """
     try:
-        tokens = tok.encode_waveforms(wavs)
+        tokens = encode()
     except (RuntimeError, ValueError) as err:  # e.g. out of memory
         for _, path in batch:
             failures[str(path)] = f"encoding failed ({type(err).__name__}: {err})"
@@ -144,6 +145,17 @@ def _encode_and_save(tok, batch: list[tuple[str, Path]], wavs: list, out: Path, 
         rows.append({"id": ident, "audio": str(path.resolve()), "codes": target.relative_to(out).as_posix(),
                      "n_frames": codes.shape[-1], "num_samples": n, "duration": n / tok.sample_rate})
     return rows
+
+
+def _is_long(tok, path: Path) -> bool:
+    """Longer than the tokenizer's chunk (from the header): such a file is never loaded whole, so
+    memory does not grow with its duration."""
+    from audiotok.data.audio_io import audio_info, resampled_length
+
+    if tok.chunk_seconds is None:
+        return False
+    frames, rate = audio_info(path)
+    return resampled_length(frames, rate, tok.sample_rate) > tok.chunk_seconds * tok.sample_rate
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -172,6 +184,10 @@ def _run(args: argparse.Namespace, out: Path) -> int:
             batch, wavs = [], []
             for ident, path in files[start : start + args.batch_size]:
                 try:
+                    if _is_long(tok, path):  # read, resampled and encoded chunk by chunk
+                        rows += _encode_and_save(tok, [(ident, path)], lambda: tok.tokenize(path), out,
+                                                 args.format, failures)
+                        continue
                     wav = load_audio(path, tok.sample_rate)[0]
                     tok._check_peaks([wav], [path])  # integer PCM stored as float: refused, listed
                     wavs.append(wav)
@@ -180,7 +196,8 @@ def _run(args: argparse.Namespace, out: Path) -> int:
                     failures[str(path)] = err.problem
                     print(f"error: {err}", file=sys.stderr)
             if wavs:
-                rows += _encode_and_save(tok, batch, wavs, out, args.format, failures)
+                rows += _encode_and_save(tok, batch, lambda: tok.encode_waveforms(wavs), out, args.format,
+                                         failures)
             bar.update(len(files[start : start + args.batch_size]))
     try:
         write_text_atomic(out / MANIFEST, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from audiotok.codecs.codec import Codec
-from audiotok.data.audio_io import AudioError, from_array, load_audio
+from audiotok.data.audio_io import (AudioError, audio_info, from_array, iter_audio_blocks, load_audio,
+                                    resampled_length)
 
 # Chunking defaults: bounded memory for hour-long files at little cost for normal utterances.
 DEFAULT_CHUNK_SECONDS = 30.0
@@ -90,6 +91,34 @@ def _check_layout(array: np.ndarray, name: str) -> None:
     if array.ndim >= 2 and array.shape[-2] > 16 and array.shape[-1] <= 16:
         raise AudioError(name, f"shape {tuple(array.shape)} looks like [T, C] (time first); "
                                "pass channels first, e.g. array.T")
+
+
+class _ForwardReader:
+    """Samples ``[a, b)`` of a file read forward block by block (requests move forward); samples
+    before the latest request are dropped, so memory stays at about one chunk plus one block."""
+
+    def __init__(self, blocks: Iterator[torch.Tensor], num_samples: int,
+                 check: Callable[[torch.Tensor], None]):
+        self.blocks, self.shape, self.check = blocks, (1, num_samples), check
+        self.buffer, self.start, self.peak = torch.zeros(1, 0), 0, 0.0
+
+    def samples(self, a: int, b: int) -> torch.Tensor:
+        """``[1, b - a]`` (zeros past the end of the file)."""
+        if a < self.start:
+            raise RuntimeError("_ForwardReader only moves forward")
+        self.buffer, self.start = self.buffer[:, a - self.start:], a
+        pieces = [self.buffer]
+        have = self.buffer.shape[-1]
+        for block in self.blocks if have < b - a else ():
+            self.check(block)
+            self.peak = max(self.peak, float(block.abs().max()) if block.numel() else 0.0)
+            pieces.append(block)
+            have += block.shape[-1]
+            if have >= b - a:
+                break
+        self.buffer = torch.cat(pieces, dim=-1) if len(pieces) > 1 else self.buffer.clone()
+        out = self.buffer[:, : b - a]
+        return torch.nn.functional.pad(out, (0, b - a - out.shape[-1]))
 
 
 class Tokenizer:
@@ -245,12 +274,17 @@ class Tokenizer:
         ``ValueError``): such values are integer PCM passed as float (divide 16-bit PCM by 32768).
         """
         n_q = 1 if semantic_only else self.codec.resolve_n_q(n_q)
+        if isinstance(audio, (str, Path)) and self.chunk_seconds is not None:
+            frames, rate = audio_info(audio)
+            num_samples = resampled_length(frames, rate, self.sample_rate)
+            if self.codec.num_frames(num_samples) > self._chunk_frames():  # never loaded whole
+                return self._tokenize_long_file(audio, num_samples, rate, n_q)
         wavs = self.prepare(audio, sample_rate)
         self._check_peaks(wavs, audio)
         return self.encode_waveforms(wavs, n_q)
 
     @staticmethod
-    def _check_peaks(wavs: Sequence[torch.Tensor], audio) -> None:
+    def _check_peaks(wavs: Sequence[torch.Tensor], audio, refuse_only: bool = False) -> None:
         """Refuse integer-PCM-sized amplitudes; warn once about audio well outside [-1, 1]."""
         peaks = [float(w.abs().max()) if w.numel() else 0.0 for w in wavs]
         labels = ([str(audio)] if isinstance(audio, (str, Path)) else
@@ -264,7 +298,7 @@ class Tokenizer:
                                     f"PCM passed as float; {PCM_DIVIDE}"
                              + (f" ({len(huge)} items like this)" if len(huge) > 1 else ""))
         loud = [(label, peak) for label, peak in zip(labels, peaks) if peak > WARN_PEAK]
-        if loud:
+        if loud and not refuse_only:
             names = ", ".join(f"{label} (peak {peak:.3g})" for label, peak in loud[:3])
             warnings.warn(f"audio outside [-1, 1]: {names}{' …' if len(loud) > 3 else ''}. It looks like "
                           f"integer PCM passed as float, or unnormalised audio: {PCM_DIVIDE}, or normalise it "
@@ -291,17 +325,34 @@ class Tokenizer:
                               num_samples=torch.tensor(lengths, dtype=torch.long),
                               sample_rate=self.sample_rate, frame_rate=self.frame_rate)
 
-    def _encode_long(self, wav: torch.Tensor, n_q: int) -> torch.Tensor:
-        """One long ``[1, T]`` waveform → ``[Q, F]`` in chunks (exact if causal, see module doc)."""
+    def _encode_long(self, wav: torch.Tensor | "_ForwardReader", n_q: int) -> torch.Tensor:
+        """One long ``[1, T]`` waveform (or a file read forward) → ``[Q, F]`` in chunks (exact if
+        causal, see module doc)."""
         hop, total = self.hop_length, self.codec.num_frames(wav.shape[-1])
-        if self.is_causal:  # streaming takes whole frames; offline pads the same zeros
-            wav = torch.nn.functional.pad(wav, (0, total * hop - wav.shape[-1]))
-        wav = wav[None].to(self.device, self.dtype)
+        samples = wav.samples if isinstance(wav, _ForwardReader) else (
+            lambda a, b: wav[..., a:b])
 
         def encode(start: int, stop: int) -> torch.Tensor:
-            return self.codec.encode(wav[..., start * hop : stop * hop], n_q)
+            # Causal: streaming takes whole frames, so the tail is padded with the zeros offline pads.
+            chunk = samples(start * hop, min(stop * hop, wav.shape[-1]))
+            if self.is_causal:
+                chunk = torch.nn.functional.pad(chunk, (0, (stop - start) * hop - chunk.shape[-1]))
+            return self.codec.encode(chunk[None].to(self.device, self.dtype), n_q)
 
         return self._run_chunked(total, encode, out_per_frame=1)[0].cpu()
+
+    def _tokenize_long_file(self, path: str | Path, num_samples: int, rate: int, n_q: int) -> TokenizedAudio:
+        """A file longer than ``chunk_seconds``, read, resampled and encoded chunk by chunk: memory
+        stays bounded by the chunk (plus context), whatever the duration; codes equal ``tokenize`` of
+        the whole waveform."""
+        block = max(1, math.ceil((self.chunk_seconds + 2 * self.context_seconds) * rate))
+        reader = _ForwardReader(iter_audio_blocks(path, block, self.sample_rate), num_samples,
+                                lambda wav: self._check_peaks([wav], path, refuse_only=True))
+        codes = self._encode_long(reader, n_q)
+        self._check_peaks([torch.tensor([[reader.peak]])], path)
+        return TokenizedAudio(codes=codes[None], lengths=torch.tensor([codes.shape[-1]]),
+                              num_samples=torch.tensor([num_samples]), sample_rate=self.sample_rate,
+                              frame_rate=self.frame_rate)
 
     def _run_chunked(self, total: int, run: Callable[[int, int], torch.Tensor],
                      out_per_frame: int) -> torch.Tensor:
