@@ -138,10 +138,17 @@ def kill_cluster(temp_dir: str) -> None:
             except ProcessLookupError:
                 pass
         deadline = time.time() + 5
-        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.time() < deadline:
+        while any(map(alive, pids)) and time.time() < deadline:
             time.sleep(0.2)
-        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()] + cluster_pids(temp_dir)
+        pids = [pid for pid in pids if alive(pid)] + cluster_pids(temp_dir)
     shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone
+    except (OSError, IndexError):
+        return False
 
 
 def title(pid: int) -> str:
@@ -293,9 +300,11 @@ def test_rerun_skips_verified_shards_and_redoes_damaged_ones_across_engines(loca
 
 # ---- the command line ----------------------------------------------------------------------------------------
 @needs_ray
-def test_cli_engine_ray(local_ray, audio_dir, model_dir, tmp_path, capsys):
+def test_cli_engine_ray(local_ray, audio_dir, model_dir, tmp_path, capsys, monkeypatch):
+    """A relative SOURCE too: the workers do not share the driver's working folder."""
     out = tmp_path / "shards"
-    rc = main(["tokenize-dataset", str(audio_dir), "-o", str(out), "-m", str(model_dir), "--shard-size", "4",
+    monkeypatch.chdir(audio_dir.parent)
+    rc = main(["tokenize-dataset", audio_dir.name, "-o", str(out), "-m", str(model_dir), "--shard-size", "4",
                "--flatten", "--engine", "ray", "--workers", "1", "--batch-seconds", "1"])
     err = capsys.readouterr().err
     assert rc == 1 and "bad.wav" in err and "10 items in 3 shards" in err  # the corrupt file is listed

@@ -115,8 +115,11 @@ def tokenize_dataset_ray(source, output: str | Path, tokenizer, options: RayOpti
     options = options or RayOptions()
     if kwargs.get("num_proc", 1) != 1:
         raise ValueError("num_proc is for the single-machine engine; the Ray engine uses workers")
+    if isinstance(source, (str, Path)) and Path(source).expanduser().exists():
+        source = Path(source).expanduser().resolve()  # the workers' working folder is not ours: absolute paths
     runner = RayShardRunner(options, report)
-    return tokenize_dataset(source, output, tokenizer, report=report, runner=runner, **kwargs)
+    summary = tokenize_dataset(source, output, tokenizer, report=report, runner=runner, **kwargs)
+    return {**summary, "ray": runner.stats}
 
 
 class RayShardRunner:
@@ -124,6 +127,7 @@ class RayShardRunner:
 
     def __init__(self, options: RayOptions, report: Callable[[str], None] = _report):
         self.options, self.report = options, report
+        self.stats: dict[str, float] = {}  # of the last run: see Progress.stats
 
     def __call__(self, job: ShardJob, pending: list[int], record: Callable[[int, dict], None]) -> None:
         ray = require_ray()
@@ -136,6 +140,7 @@ class RayShardRunner:
             for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 progress.update(*assembler.add(block))
             progress.finish()
+            self.stats = progress.stats()
             assembler.check_complete()
 
 
@@ -419,11 +424,14 @@ class Progress:
         self.rows = self.failed = self.shards = 0
         self.seconds = 0.0
         self.start = self.last = time.perf_counter()
+        self.first: tuple[float, float] | None = None  # (time, audio seconds) when the first items came back
 
     def update(self, rows: int, failed: int, seconds: float, shards: int) -> None:
         self.rows, self.failed, self.seconds, self.shards = (self.rows + rows, self.failed + failed,
                                                              self.seconds + seconds, self.shards + shards)
         now = time.perf_counter()
+        if self.first is None and rows + failed:
+            self.first = (now, self.seconds)
         if shards and now - self.last >= self.every and self.shards < self.total_shards:  # finish() says the last
             self.last = now
             self.report(self.line())
@@ -434,6 +442,13 @@ class Progress:
         return (f"{done}/{self.total_items} items ({self.rows} rows, {self.failed} skipped), "
                 f"{self.shards}/{self.total_shards} shards, {self.seconds / 3600:.3g} h of audio, "
                 f"{self.seconds / elapsed:.1f} audio-seconds per second ({elapsed:.0f} s)")
+
+    def stats(self) -> dict[str, float]:
+        """``{"seconds", "audio_seconds", "first_items_s"}``: wall time of the pipeline, audio tokenized,
+        and the time until the first items came back (starting the actors, loading the model, first reads)."""
+        now = time.perf_counter()
+        first = self.first[0] if self.first else now
+        return {"seconds": now - self.start, "audio_seconds": self.seconds, "first_items_s": first - self.start}
 
     def finish(self) -> None:
         self.report("ray: " + self.line())
