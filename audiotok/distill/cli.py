@@ -5,6 +5,7 @@ Examples::
     audiotok distill cache --teacher phones --data corpus/manifest.jsonl --out cache/phones
     audiotok distill cache --teacher hubert:/models/hubert-base-ls960@9 --data corpus --out cache/hubert9
     audiotok distill kmeans --cache cache/hubert9 --k 500 --out units/hubert9-k500.safetensors
+    audiotok distill units --kmeans units/hubert9-k500.safetensors --out tokenizers/hubert9-km500
 """
 from __future__ import annotations
 
@@ -34,11 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kmeans.add_argument("--iterations", type=int, default=50)
     kmeans.add_argument("--seed", type=int, default=0)
 
+    units = actions.add_parser("units", help="a units tokenizer (teacher layer + k-means) from k-means units")
+    units.add_argument("--kmeans", required=True, help="centroids .safetensors written by `distill kmeans`")
+    units.add_argument("--teacher", default=None,
+                       help="KIND:SOURCE@LAYER the units were fitted on (default: the spec recorded with them)")
+    units.add_argument("--out", required=True, help="tokenizer folder (load it with audiotok.load)")
+    units.add_argument("--vocoder-config", default=None,
+                       help="JSON file with the decoder spec of a unit vocoder (default: none, no detokenize)")
+    units.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.distill_command == "cache":
             return _run_cache(args)
+        if args.distill_command == "units":
+            return _run_units(args)
         return _run_kmeans(args)
     except (ValueError, OSError, RuntimeError, KeyError) as error:
         print(f"audiotok distill {args.distill_command}: {error}", file=sys.stderr)
@@ -68,4 +80,18 @@ def _run_kmeans(args: argparse.Namespace) -> int:
     path = units.save(args.out)
     print(f"{units.num_units} units fitted on {units.metadata['frames']} frames "
           f"(mean squared distance {units.metadata['inertia']:.4g}) -> {path}")
+    return 0
+
+
+def _run_units(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from audiotok.tokenizers.units import save_atomic, units_codec_from_kmeans
+
+    vocoder = json.loads(Path(args.vocoder_config).read_text()) if args.vocoder_config else None
+    codec = units_codec_from_kmeans(args.kmeans, teacher=args.teacher, vocoder=vocoder)
+    path = save_atomic(codec, args.out, overwrite=args.overwrite)
+    print(f"{codec.config.name}: {codec.codebook_size} units at {codec.frame_rate:g} Hz "
+          f"({codec.bitrate:.0f} bit/s), {'with' if vocoder else 'no'} vocoder -> {path}")
     return 0

@@ -112,5 +112,6 @@ def fit_kmeans_on_cache(
         keep = torch.randperm(frames.shape[0], generator=torch.Generator().manual_seed(seed))[:max_frames]
         frames = frames[keep]
     units = fit_kmeans(frames, k, iterations=iterations, seed=seed)
-    units.metadata.update(teacher=cache.index["teacher"], teacher_hash=cache.teacher_hash, cache=str(folder))
+    units.metadata.update(teacher=cache.index["teacher"], teacher_hash=cache.teacher_hash, cache=str(folder),
+                          teacher_spec=cache.index.get("teacher_spec") or None)
     return units
