@@ -120,9 +120,13 @@ class Registry:
     # ---- looking up -------------------------------------------------------------------------------
     def _discover(self) -> None:
         if not self._discovered:
-            self._discovered = True
-            for module in self._plugins:
-                importlib.import_module(module)
+            self._discovered = True  # first, so that a plugin's own lookups do not recurse
+            try:
+                for module in self._plugins:
+                    importlib.import_module(module)
+            except BaseException:
+                self._discovered = False
+                raise
 
     def _entry(self, name: str) -> _Entry:
         self._discover()

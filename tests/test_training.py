@@ -14,6 +14,7 @@ from audiotok.codecs.families import get_config
 from audiotok.training.checkpointing import AtomicCheckpointIO, atomic_torch_save
 from audiotok.training.data import CodecDataModule, SeededOrderSampler
 from audiotok.training.module import CodecLightningModule
+from audiotok.discriminators import DISCRIMINATOR_PRESETS, build_discriminators
 from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
 
@@ -73,14 +74,19 @@ def make_trainer(root: Path, max_steps: int, recorder: LossRecorder, every: int 
 # ---- recipes ------------------------------------------------------------------------------------
 def test_recipes_reproduce_published_settings():
     st, mimi, wt = get_recipe("speechtokenizer"), get_recipe("mimi"), get_recipe("wavtokenizer")
-    assert set(st["discriminators"]) == {"mpd", "msd", "msstft"} and st["adversarial"] == "speechtokenizer"
+    assert st["discriminators"] == "speechtokenizer" and st["adversarial"] == "speechtokenizer"  # preset names
+    assert set(DISCRIMINATOR_PRESETS["speechtokenizer"]) == {"mpd", "msd", "msstft"}
     assert (st["losses"]["l1"], st["losses"]["commitment"], st["losses"]["distill"]) == (500.0, 10.0, 120.0)
     assert st["optim"]["generator"] == {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0,
                                         "transformer_weight_decay": None}
-    assert mimi["losses"]["mel"] == 0 and mimi["losses"]["l1"] == 0 and set(mimi["discriminators"]) == {"msstft"}
+    assert mimi["losses"]["mel"] == 0 and mimi["losses"]["l1"] == 0 and mimi["discriminators"] == "encodec"
+    # Mimi trains against audiocraft's MS-STFT with LeakyReLU 0.3 (the one place this fact lives: the preset)
+    msstft = build_discriminators(mimi["discriminators"]).families["msstft"]
+    assert {d.activation.negative_slope for d in msstft.discriminators} == {0.3}
     assert mimi["codec_overrides"]["quantizer"]["no_quantization_rate"] == 0.5 and mimi["ema_decay"] == 0.99
     assert mimi["optim"]["generator"]["transformer_weight_decay"] == 5e-2
-    assert set(wt["discriminators"]) == {"mpd", "mrd"} and wt["adversarial"] == "vocos"
+    assert wt["discriminators"] == "vocos" and wt["adversarial"] == "vocos"
+    assert set(DISCRIMINATOR_PRESETS["vocos"]) == {"mpd", "mrd"}
     assert (wt["losses"]["mel"], wt["losses"]["commitment"], wt["optim"]["generator"]["lr"]) == (45.0, 1000.0, 2e-4)
 
 

@@ -7,7 +7,7 @@
 4. a checkpoint of our training CLI (Lightning ``.ckpt`` holding ``audiotok_codec_config`` and
    ``state_dict`` keys under ``codec.``);
 5. an official checkpoint (SpeechTokenizer, Mimi in moshi's or Hugging Face's layout, WavTokenizer),
-   converted by :mod:`audiotok.tokenizers.convert`;
+   converted by its family module (:mod:`audiotok.families`; :func:`audiotok.checkpoints.formats.detect`);
 6. a Hugging Face hub id (``owner/name``), fetched with ``huggingface_hub`` and then detected as above.
 
 PyTorch files (``.pt``, ``.pth``, ``.ckpt``) are read with ``torch.load(weights_only=True)``: tensors,
@@ -17,18 +17,23 @@ anything else can run code hidden in the file, so it needs an explicit ``trust_c
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import pathlib
-import pickle
-import re
 import warnings
 from pathlib import Path
 
 import torch
 
+from audiotok.checkpoints.formats import detect_and_convert
+from audiotok.checkpoints.io import (  # noqa: F401  (SAFE_GLOBALS, TRUST_ADVICE: re-exported)
+    SAFE_GLOBALS,
+    TRUST_ADVICE,
+    torch_load_checkpoint,
+    unreadable_safetensors,
+)
 from audiotok.codecs.codec import Codec, CodecConfig, load_state_strict
 from audiotok.codecs.families import REGISTRY, available, build_codec
+from audiotok.errors import CheckpointError
+from audiotok.families import hub_files
 from audiotok.tokenizers.pretrained import (
     available_pretrained_text,
     is_pretrained,
@@ -39,28 +44,7 @@ from audiotok.tokenizers.tokenizer import Tokenizer
 TRAINING_CONFIG_KEY = "audiotok_codec_config"
 TRAINING_PREFIX = "codec."
 
-# Official releases: which files to fetch from the hub (not the whole repo: moshi's holds a 7B LM).
-KNOWN_HUB_FILES: dict[str, list[str]] = {
-    "fnlp/SpeechTokenizer": ["speechtokenizer_hubert_avg/config.json",
-                             "speechtokenizer_hubert_avg/SpeechTokenizer.pt"],
-    "kyutai/mimi": ["config.json", "model.safetensors"],
-    "kyutai/moshiko-pytorch-bf16": ["tokenizer-e351c8d8-checkpoint125.safetensors"],
-}
 DEFAULT_HUB_PATTERNS = ["*.json", "*.yaml", "*.yml", "*.safetensors", "*.ckpt", "*.pt"]
-
-
-# Globals a weights-only load may construct besides tensors, containers and numbers. Checkpoints of
-# `audiotok fit` (Lightning 2.x: state_dict, loops, callbacks, optimizer and scheduler states,
-# hyper-parameters, our codec config and recipe as plain dicts) need none of them; paths are listed
-# because hyper-parameters may hold one, and building a path runs no code.
-SAFE_GLOBALS: tuple = (pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath,
-                       pathlib.PureWindowsPath)
-TRUST_ADVICE = ("pass trust_checkpoint=True only if you trust this file (unpickling it can run any code "
-                "hidden in it)")
-
-
-class CheckpointError(ValueError):
-    """Weights that cannot be loaded; the message says what was found and what to do."""
 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -203,72 +187,6 @@ def is_saved_folder(path: Path) -> bool:
     return isinstance(data, dict) and {"sample_rate", "encoder", "quantizer", "decoder"} <= set(data)
 
 
-def unreadable_safetensors(path: Path, err: Exception) -> CheckpointError:
-    """The error for a ``.safetensors`` file that safetensors cannot open (truncated, not safetensors)."""
-    size = path.stat().st_size if path.exists() else 0
-    return CheckpointError(f"{path}: not a readable safetensors file ({err}; {size} bytes); it is probably "
-                           "truncated or corrupt: download or copy it again")
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
-PICKLE_PROTO = 0x80  # a pickle (torch.save's legacy format) starts with PROTO
-
-
-def torch_load_checkpoint(path: str | Path, trust_checkpoint: bool = False):
-    """``torch.load`` a ``.pt``/``.pth``/``.ckpt`` on the CPU, weights-only unless ``trust_checkpoint``.
-
-    Raises :class:`CheckpointError` naming the file and the problem: empty, truncated or not a
-    PyTorch file at all, or (weights-only) pickling Python objects, with the globals it asked for.
-    """
-    path = Path(path)
-    with path.open("rb") as f:
-        head = f.read(len(ZIP_MAGIC))
-    if not head:
-        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not finish; fetch "
-                              "it again")
-    is_zip = head == ZIP_MAGIC
-    if not is_zip and head[0] != PICKLE_PROTO:
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with bytes {head!r}, neither "
-                              "torch.save's zip archive nor a pickle); it is corrupt or another format")
-    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
-    try:
-        with (allow(list(SAFE_GLOBALS)) if allow and not trust_checkpoint else contextlib.nullcontext()):
-            return torch.load(str(path), map_location="cpu", weights_only=not trust_checkpoint, mmap=is_zip)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        found = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
-        if not trust_checkpoint and found:
-            raise CheckpointError(
-                f"{path} pickles Python objects ({', '.join(found)}), which a weights-only load refuses; "
-                f"{TRUST_ADVICE}") from None
-        if not trust_checkpoint and "Weights only load failed" in text:
-            raise CheckpointError(
-                f"{path} could not be read as weights only ({_last_line(text)}): it is corrupt, or it "
-                f"pickles Python objects; {TRUST_ADVICE}") from None
-        raise CheckpointError(f"{path} is corrupt (unpickling failed: {_last_line(text)}); fetch it "
-                              "again") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        what = "zip archive" if is_zip else "pickle"
-        raise CheckpointError(f"{path} is truncated or corrupt (reading its {what} failed: "
-                              f"{_last_line(str(err)) or type(err).__name__}); download or copy it "
-                              "again") from None
-    except (ValueError, LookupError, TypeError, AttributeError) as err:  # garbage opcodes, missing classes
-        raise CheckpointError(f"{path}: unpickling failed ({type(err).__name__}: {_last_line(str(err))}); the "
-                              "file is corrupt or was written by code this environment lacks") from None
-
-
-def _last_line(text: str) -> str:
-    """The informative part of a torch error: its first sentence, or the WeightsUnpickler reason."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reason = lines[0] if lines else ""
-    for i, line in enumerate(lines):
-        if "WeightsUnpickler error:" in line:
-            reason = (line.split("WeightsUnpickler error:", 1)[1].strip()
-                      or (lines[i + 1] if i + 1 < len(lines) else ""))
-            break
-    return reason.split(". ")[0].rstrip(".")[:200]
-
-
 def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                              trust_checkpoint: bool = False) -> Codec:
     """The codec in a checkpoint written by our training CLI (``audiotok fit``).
@@ -303,18 +221,12 @@ def codec_from_training_checkpoint(checkpoint: dict, source: str) -> Codec:
 
 
 def _convert_official(path: Path, trust_checkpoint: bool = False) -> Codec | None:
-    try:
-        from audiotok.tokenizers.convert import detect_and_convert
-    except ModuleNotFoundError as err:
-        if err.name and err.name.startswith("audiotok.tokenizers.convert"):
-            return None  # converters not installed in this build
-        raise
     return detect_and_convert(path, trust_checkpoint=trust_checkpoint)
 
 
 def download_from_hub(repo_id: str) -> Path:
     """Fetch the codec files of ``repo_id`` with ``huggingface_hub``; offline, say where to put them."""
-    files = KNOWN_HUB_FILES.get(repo_id)
+    files = hub_files().get(repo_id)  # official releases: the files their family module names
     manual = (f"download {', '.join(files)} from the hub repo {repo_id}" if files else
               f"download the config (.json/.yaml) and weights (.safetensors/.ckpt/.pt) of {repo_id}")
     how = (f"{manual} into a folder (e.g. ./{repo_id.split('/')[-1]}) and call "
