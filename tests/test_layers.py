@@ -1,0 +1,177 @@
+"""The package's layers only point down, and no import cycle exists (read from the source with ``ast``).
+
+Layers, lowest first (docs/architecture.md, "Layers"): a module may import modules of its own layer or
+of lower ones, at module level and inside functions alike; module-level imports must not form a cycle
+(function-level imports inside one layer may, e.g. a lazily imported backend).
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "audiotok"
+
+# (rank, module prefixes); a module's layer is that of its longest matching prefix.
+LAYERS: list[tuple[int, tuple[str, ...]]] = [
+    (0, ("audiotok.registry", "audiotok.errors", "audiotok.dsp")),  # leaves: import nothing of ours
+    (1, ("audiotok.codecs", "audiotok.data")),
+    (2, ("audiotok.checkpoints", "audiotok.discriminators")),
+    (3, ("audiotok.families",)),
+    (4, ("audiotok.distill",)),
+    (5, ("audiotok.tokenizers", "audiotok.export")),  # inference: load, Tokenizer, ONNX backend
+    (6, ("audiotok.training",)),
+    (7, ("audiotok",)),  # the public API (audiotok.load, audiotok.Tokenizer)
+    (8, ("audiotok.benchmarks", "audiotok.info", "audiotok.demo")),
+    (9, ("audiotok.cli",)),
+]
+# Command-line modules still living inside subpackages belong to the CLI layer wherever they sit.
+CLI_NAME = re.compile(r"(^|\.)(cli|cli_\w+|\w+_cli)$")
+CLI_RANK = 9
+
+# Known upward imports, left for the command-line move (issue 13, part B: `audiotok/cli/`): library code
+# reaches into CLI modules for `CommandError` (an error type: belongs in the leaf `audiotok.errors`) and
+# for the atomic-output helpers of `tokenizers/cli_output.py` (not CLI-specific: belong in a lower
+# module). Each entry must still exist (the list only shrinks): remove an entry when its import goes.
+PENDING_CLI_MOVE: set[tuple[str, str]] = {
+    ("audiotok.benchmarks.quality", "audiotok.cli"),
+    ("audiotok.benchmarks.tokenize_dataset", "audiotok.cli"),
+    ("audiotok.demo", "audiotok.cli"),
+    ("audiotok.info", "audiotok.cli"),
+    ("audiotok.benchmarks.report", "audiotok.tokenizers.cli_output"),
+    ("audiotok.benchmarks.resynthesis", "audiotok.tokenizers.cli_output"),
+    ("audiotok.tokenizers.dataset", "audiotok.tokenizers.cli_output"),
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imports(source: str, module: str, is_package: bool, known: set[str]) -> list[tuple[str, bool, int]]:
+    """``(imported audiotok module, at module level, line)`` for every import in ``source``."""
+    tree = ast.parse(source)
+    top_level = {id(node) for node in tree.body}
+    for node in tree.body:  # imports under a top-level if/try still run at import time
+        if isinstance(node, (ast.If, ast.Try)):
+            top_level |= {id(child) for child in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            names = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in known else origin for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] != "audiotok":
+                continue
+            while name not in known and "." in name:
+                name = name.rsplit(".", 1)[0]
+            if name != module:
+                found.append((name, id(node) in top_level, node.lineno))
+    return found
+
+
+def rank(module: str) -> int:
+    if CLI_NAME.search(module):
+        return CLI_RANK
+    best = max((prefix for _, prefixes in LAYERS for prefix in prefixes
+                if module == prefix or module.startswith(prefix + ".")), key=len)
+    return next(r for r, prefixes in LAYERS if best in prefixes)
+
+
+def graph() -> dict[str, list[tuple[str, bool, int]]]:
+    found = modules()
+    return {name: imports(path.read_text(), name, path.name == "__init__.py", set(found))
+            for name, path in found.items()}
+
+
+def upward_imports(edges, allowed=frozenset()) -> list[str]:
+    return [f"{a} (layer {rank(a)}) imports {b} (layer {rank(b)}) "
+            f"{'at module level' if top else 'inside a function'}, line {line}"
+            for a, targets in sorted(edges.items()) for b, top, line in targets
+            if rank(b) > rank(a) and (a, b) not in allowed]
+
+
+def cycles(edges) -> list[list[str]]:
+    """Module-level import cycles (each as the list of modules around it)."""
+    graph_ = {a: sorted({b for b, top, _ in targets if top}) for a, targets in edges.items()}
+    found, state, stack = [], {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in graph_.get(node, []):
+            if state.get(nxt) == "open":
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph_):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_every_module_has_a_layer():
+    for name in modules():
+        assert rank(name) >= 0, name
+
+
+def test_no_import_runs_up_the_layers():
+    edges = graph()
+    upward = upward_imports(edges, PENDING_CLI_MOVE)
+    assert not upward, "imports that run up the layers:\n  " + "\n  ".join(upward)
+    present = {(a, b) for a, targets in edges.items() for b, _, _ in targets}
+    gone = sorted(PENDING_CLI_MOVE - present)
+    assert not gone, f"remove these entries from PENDING_CLI_MOVE, their imports are gone: {gone}"
+
+
+def test_no_import_cycles():
+    found = cycles(graph())
+    assert not found, "import cycles:\n  " + "\n  ".join(" -> ".join(c) for c in found)
+
+
+def test_the_leaves_import_nothing_of_ours():
+    edges = graph()
+    for leaf in ("audiotok.registry", "audiotok.errors"):
+        assert not edges[leaf], f"{leaf} must stay a leaf, imports {edges[leaf]}"
+
+
+@pytest.mark.parametrize("case", ["cycle", "upward"])
+def test_the_checks_catch_a_planted_fault(case):
+    """The checks fail on a planted cycle (codec <-> a new module) and on a planted upward import."""
+    edges = graph()
+    if case == "cycle":
+        edges["audiotok.codecs.codec"] = edges["audiotok.codecs.codec"] + [("audiotok.codecs.planted", True, 1)]
+        edges["audiotok.codecs.planted"] = [("audiotok.codecs.codec", True, 1)]
+        assert ["audiotok.codecs.codec", "audiotok.codecs.planted", "audiotok.codecs.codec"] in cycles(edges)
+    else:
+        edges["audiotok.codecs.codec"] = edges["audiotok.codecs.codec"] + [("audiotok.tokenizers.loading", False, 7)]
+        assert ("audiotok.codecs.codec (layer 1) imports audiotok.tokenizers.loading (layer 5) inside a function, "
+                "line 7") in upward_imports(edges)
+
+
+def test_relative_imports_resolve_like_python():
+    known = {"audiotok.codecs", "audiotok.codecs.codec", "audiotok.codecs.families", "audiotok.codecs.quantizers",
+             "audiotok.registry"}
+    source = "from .quantizers import x\nfrom ..registry import Registry\ndef f():\n    from . import families\n"
+    assert imports(source, "audiotok.codecs.codec", False, known) == [
+        ("audiotok.codecs.quantizers", True, 1), ("audiotok.registry", True, 2), ("audiotok.codecs.families", False, 4)]
