@@ -171,8 +171,12 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
                        "sample_rate": tok.sample_rate}
         if not getattr(tok, "is_reference", False):
             usage[name] = codebook_usage([codes[i.id] for i in test], tok.codebook_size)
+        no_decoder = no_decoder_reason(tok)
         for n_q in resynth_prefixes(config.resynth_codebooks, tok.num_codebooks):
-            row, records = _resynthesis(name, tok, resynth, n_q, test, references, judges, progress)
+            if no_decoder:  # e.g. units without a vocoder: every resynthesis score missing, with the reason
+                row, records = _unscored(name, tok, n_q, test, judges, no_decoder)
+            else:
+                row, records = _resynthesis(name, tok, resynth, n_q, test, references, judges, progress)
             rows.append(row)
             per_item += records
         if config.probe_codebooks and not getattr(tok, "is_reference", False):
@@ -202,6 +206,20 @@ def _resynthesis(name, tok, resynth: Resynthesizer, n_q: int, test, references, 
         step()
     rates = token_rates(tok.frame_rate, n_q, tok.codebook_size)
     return _summary_row(name, label, {**rates, **resynth.real_time_factors()}, records), records
+
+
+def no_decoder_reason(tok) -> str | None:
+    """Why ``tok`` cannot detokenize (its decoder's ``unavailable_reason``), or None when it can."""
+    decoder = getattr(getattr(tok, "codec", None), "decoder", None)
+    return getattr(decoder, "unavailable_reason", None)
+
+
+def _unscored(name, tok, n_q: int, test, judges: Judges, reason: str) -> tuple[dict, list[dict]]:
+    """The resynthesis row of a tokenizer that cannot decode: each score missing with ``reason``."""
+    label = "all" if n_q == tok.num_codebooks else f"first {n_q}"
+    metrics = list(CODEC_METRICS) + (["wer"] if judges.asr else []) + (["speaker_sim"] if judges.speaker else [])
+    records = [_record(name, label, item, {m: Missing(reason) for m in metrics}, None) for item in test]
+    return _summary_row(name, label, token_rates(tok.frame_rate, n_q, tok.codebook_size), records), records
 
 
 def _run_probes(name, tok, codes, train, items, test, config: BenchConfig, progress) -> list[dict]:

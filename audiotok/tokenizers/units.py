@@ -91,7 +91,7 @@ class SSLLayerEncoder(nn.Module):
 class NoVocoder(nn.Module):
     """The decoder of a units tokenizer without a vocoder: decoding raises ``RuntimeError`` saying so."""
 
-    unavailable_reason = NO_VOCODER
+    unavailable_reason = "no unit vocoder configured: units cannot be resynthesised"
 
     def __init__(self, hop_length: int = 320):
         super().__init__()
@@ -114,6 +114,21 @@ def units_config(model_config: dict, centroids_shape: tuple[int, int], layer: in
     decoder = dict(vocoder) if vocoder else {"type": "no_vocoder", "hop_length": hop}
     return CodecConfig(sample_rate=sample_rate, encoder=encoder, quantizer=quantizer, decoder=decoder,
                        name=name, family="units")
+
+
+TINY_HUBERT = {"model_type": "hubert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "intermediate_size": 64, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16,
+               "num_conv_pos_embedding_groups": 2}
+
+
+def hubert_units_config(tiny: bool = False) -> CodecConfig:
+    """SLMTokBench's semantic baseline: HuBERT base (hubert-base-ls960 architecture) layer 9 and 500
+    units (50 Hz, 1 × 500, 448 bit/s); ``tiny``: a 2-layer, 32-wide HuBERT, layer 2, 64 units.
+    Registered names build random weights (random centroids too); real units come from
+    :func:`units_codec_from_kmeans`."""
+    if tiny:
+        return units_config(TINY_HUBERT, (64, 32), layer=2, name="hubert-units-tiny")
+    return units_config({"model_type": "hubert"}, (500, 768), layer=9, name="hubert-units")
 
 
 def install_centroids(codec: Codec, centroids: torch.Tensor) -> Codec:
