@@ -61,8 +61,8 @@ _TORCH_KERNELS_ONLY = False
 
 @contextmanager
 def torch_kernels() -> Iterator[None]:
-    """Inside, convs run as plain ``torch.nn.functional`` calls: the unoptimised path that the speed
-    benchmark and ``tests/test_speed_paths.py`` compare the fast kernels with."""
+    """Inside, inference runs the plain path: ``torch.nn.functional`` convs, no in-place shortcuts;
+    what the speed benchmark and ``tests/test_speed_paths.py`` compare the fast paths with."""
     global _TORCH_KERNELS_ONLY
     before, _TORCH_KERNELS_ONLY = _TORCH_KERNELS_ONLY, True
     try:
@@ -71,10 +71,16 @@ def torch_kernels() -> Iterator[None]:
         _TORCH_KERNELS_ONLY = before
 
 
+def inference_fast_paths() -> bool:
+    """Whether inference-only shortcuts apply: no autograd, not tracing or exporting, not inside
+    :func:`torch_kernels`. Training never takes them."""
+    return (not torch.is_grad_enabled() and not _TORCH_KERNELS_ONLY and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export())
+
+
 def _matmul_kernels(x: torch.Tensor) -> bool:
-    """Whether the matmul formulations apply: CPU inference, not being traced or exported."""
-    return (x.device.type == "cpu" and not torch.is_grad_enabled() and not _TORCH_KERNELS_ONLY
-            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
+    """Whether the matmul formulations apply: CPU inference (see :func:`inference_fast_paths`)."""
+    return x.device.type == "cpu" and inference_fast_paths()
 
 
 def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,

@@ -11,14 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv import Conv1d, ConvTranspose1d
+from .conv import Conv1d, ConvTranspose1d, inference_fast_paths
 from .streaming import State, StreamingModule
 
 
 def _overwrite(module: nn.Module) -> bool:
     """Whether an activation may overwrite its input: marked so (its input is a fresh tensor no
     other layer reads) and no autograd (inference). Saves one full-size tensor per layer offline."""
-    return module.overwrites_input and not torch.is_grad_enabled()
+    return module.overwrites_input and inference_fast_paths()
 
 
 class Snake(nn.Module):
@@ -32,7 +32,7 @@ class Snake(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inverse = (self.alpha + 1e-9).reciprocal()
-        if not torch.is_grad_enabled():  # the same operations, in one temporary
+        if inference_fast_paths():  # the same operations, in one temporary
             y = torch.mul(self.alpha, x).sin_().pow_(2).mul_(inverse)
             return x.add_(y) if _overwrite(self) else y.add_(x)
         return x + inverse * torch.sin(self.alpha * x).pow(2)
@@ -114,7 +114,7 @@ class ResidualUnit(nn.Module):
         self.shortcut = nn.Identity() if true_skip else Conv1d(dim, dim, 1, **conv_kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
+        if not inference_fast_paths():
             return self.shortcut(x) + self.block(x)
         return self.block(x).add_(self.shortcut(x))  # inference: no third full-size tensor
 
