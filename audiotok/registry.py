@@ -117,6 +117,10 @@ class Registry:
         self._entries[name] = _Entry(target, config, tuple(forwards))
         return target
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (no error if absent): for tests and for plugins that replace a part."""
+        self._entries.pop(name, None)
+
     # ---- looking up -------------------------------------------------------------------------------
     def _discover(self) -> None:
         if not self._discovered:

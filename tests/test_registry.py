@@ -113,3 +113,86 @@ def test_plugins_are_imported_on_first_lookup(tmp_path, monkeypatch):
     assert REG.get("late") == 42 and REG.names() == ["late"]
     for module in ("my_widgets", "test_registry_plugin_home"):
         sys.modules.pop(module, None)
+
+
+# ---- families ------------------------------------------------------------------------------------------
+def test_every_family_module_is_registered_with_consistent_facts():
+    from audiotok.checkpoints.formats import FORMATS
+    from audiotok.codecs import available
+    from audiotok.discriminators import ADVERSARIAL_PRESETS, DISCRIMINATOR_PRESETS
+    from audiotok.families import FAMILIES, RECIPES
+    from audiotok.training.losses import MEL_PRESETS
+
+    assert FAMILIES.names() == ["mimi", "mix", "speechtokenizer", "wavtokenizer"]
+    assert sorted(n for _, f in FAMILIES.items() for n in f.configs) == available()
+    for name, family in FAMILIES.items():
+        for config_name, factory in family.configs.items():
+            config = factory()
+            assert (config.name, config.family) == (config_name, name)
+        if family.recipe is not None:  # a recipe names presets that exist, it does not copy them
+            assert RECIPES.get(name) is family.recipe
+            assert family.recipe["discriminators"] in DISCRIMINATOR_PRESETS
+            assert family.recipe["adversarial"] in ADVERSARIAL_PRESETS
+            assert family.recipe["losses"]["mel_preset"] in MEL_PRESETS
+        for field in ("speed", "quality", "streaming"):
+            value = getattr(family.bench, field)
+            assert value is None or value in available() or value.startswith(tuple(available())), (name, field)
+    # detection order: SpeechTokenizer, Mimi (Hugging Face before moshi), WavTokenizer
+    assert list(FORMATS)[:4] == ["speechtokenizer", "mimi-hf", "mimi-moshi", "wavtokenizer"]
+
+
+def test_a_new_family_plugs_in_with_one_module(tmp_path, monkeypatch):
+    """A family of one's own: configs, recipe and a checkpoint format from one module, no library edit."""
+    (tmp_path / "my_family.py").write_text(textwrap.dedent('''
+        from audiotok.checkpoints.formats import CheckpointFormat
+        from audiotok.families import BenchDefaults, Family, register_family
+        from audiotok.families import mimi
+
+        def config(tiny=True):
+            return mimi.config(tiny=True).replace(name="my-codec-tiny", family="my-family")
+
+        def detect(files, trust_checkpoint=False):
+            found = files.pick(lambda f: f.suffix == ".mine")
+            return (lambda: __import__("audiotok").codecs.build_codec("my-codec-tiny")) if found else None
+
+        FAMILY = register_family(Family(
+            name="my-family", configs={"my-codec-tiny": config},
+            recipe={**mimi.RECIPE, "discriminators": "encodec"},
+            formats={"my-format": CheckpointFormat("my-family", "*.mine", detect)},
+            bench=BenchDefaults(quality="my-codec-tiny")))
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    from audiotok.checkpoints.formats import FORMATS, detect_and_convert
+    from audiotok.codecs.families import CODECS
+    from audiotok.families import FAMILIES, RECIPES
+    from audiotok.training.recipes import get_recipe
+
+    importlib.import_module("my_family")
+    try:
+        assert get_config("my-codec-tiny").family == "my-family"
+        assert get_recipe({"base": "my-family", "ema_decay": None})["discriminators"] == "encodec"
+        (tmp_path / "weights.mine").write_bytes(b"")
+        assert detect_and_convert(tmp_path / "weights.mine").config.name == "my-codec-tiny"
+    finally:  # leave the registries as the other tests expect them
+        for registry, name in ((FAMILIES, "my-family"), (RECIPES, "my-family"), (CODECS, "my-codec-tiny"),
+                               (FORMATS, "my-format")):
+            registry.unregister(name)
+        sys.modules.pop("my_family", None)
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_yaml_configs_still_resolve(path):
+    """Every configs/*.yaml names a registered codec and a recipe that resolves with its overrides."""
+    import yaml
+
+    from audiotok.codecs import available
+    from audiotok.training.recipes import get_recipe
+
+    model = yaml.safe_load(path.read_text())["model"]
+    codec = model.get("codec", "speechtokenizer")
+    assert not isinstance(codec, str) or codec in available()
+    keys = ("discriminator_width", "warmup_steps", "quantizer_warmup_steps", "ema_decay", "codec_overrides")
+    get_recipe(model.get("recipe", "speechtokenizer"), {k: model[k] for k in keys if model.get(k) is not None})
