@@ -108,16 +108,6 @@ class Files:
         return [f for f in self.given if accept(f)] or [f for f in self.nearby if accept(f)]
 
 
-def _json(path: Path) -> dict | None:
-    if path.suffix != ".json":
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def read_json(path: Path) -> dict | None:
     """A ``.json`` file's object, or None (another suffix, unreadable, not an object)."""
     if path.suffix != ".json":
