@@ -1,8 +1,9 @@
 """Streaming benchmark: full-size Mimi, ours vs moshi's own streaming, in the same run.
 
-For each thread count, both implementations stream the same audio frame by frame (80 ms, encode then
-decode, as a full-duplex model does) and we report per-frame latency (mean / p50 / p95 / max ms) and
-the real-time factor RTF = compute time / audio time (< 1 keeps up with real time).
+For each number of codebooks and thread count, both implementations stream the same audio frame by
+frame (80 ms, encode then decode, as a full-duplex model does), alternating frame by frame, and we
+report per-frame latency (median / mean / p95 / max ms), the real-time factor RTF = median compute
+time / 80 ms (< 1 keeps up with real time) and audiotok's speed-up (moshi's median over ours).
 
 Exactness column: on ``--drift-seconds`` of audio (past Mimi's 10-s transformer context), each
 implementation's frame-by-frame encode and decode is compared with its own offline pass; we report
@@ -19,7 +20,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -155,26 +156,48 @@ def moshi(n_q: int) -> Implementation:
 # ---- measurements ----------------------------------------------------------------------------------
 
 @torch.no_grad()
-def frame_latencies(impl: Implementation, wav: torch.Tensor, warmup: int = 3) -> list[float]:
-    """Seconds per 80-ms frame for streaming encode + decode of ``wav [1, 1, T]`` (after warm-up)."""
-    hop = impl.frame_size
-    times = []
-    with impl.streaming():
+def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int = 3) -> list[list[float]]:
+    """Seconds per 80-ms frame (encode + decode) of each implementation streaming ``wav [1, 1, T]``.
+
+    All streams are open at once and the implementations alternate frame by frame, so a change of
+    machine load hits both alike. The first ``warmup`` frames are dropped.
+    """
+    hop = impls[0].frame_size
+    times: list[list[float]] = [[] for _ in impls]
+    with ExitStack() as stack:
+        for impl in impls:
+            stack.enter_context(impl.streaming())
         for i in range(wav.shape[-1] // hop):
-            start = time.perf_counter()
-            impl.decode_step(impl.encode_step(wav[..., i * hop:(i + 1) * hop]))
-            times.append(time.perf_counter() - start)
-    return times[warmup:]
+            chunk = wav[..., i * hop:(i + 1) * hop]
+            for impl, spent in zip(impls, times):
+                start = time.perf_counter()
+                impl.decode_step(impl.encode_step(chunk))
+                spent.append(time.perf_counter() - start)
+    return [spent[warmup:] for spent in times]
+
+
+def _row(impl: Implementation, seconds: list[float], threads: int, n_q: int) -> dict:
+    times_ms = sorted(1000 * t for t in seconds)
+    frame_ms = 1000 * impl.frame_size / impl.sample_rate
+    median = statistics.median(times_ms)
+    return {"impl": impl.name, "codebooks": n_q, "threads": threads, "frames": len(times_ms),
+            "median ms": median, "mean ms": statistics.fmean(times_ms),
+            "p95 ms": times_ms[min(len(times_ms) - 1, int(0.95 * len(times_ms)))],
+            "max ms": times_ms[-1], "RTF": median / frame_ms}
+
+
+def latency_rows(impls: list[Implementation], wav: torch.Tensor, threads: int, n_q: int) -> list[dict]:
+    """One row per implementation (median-based RTF); the others get ``speed-up`` = their median over
+    the first one's (> 1: the first, audiotok, is faster)."""
+    rows = [_row(impl, spent, threads, n_q) for impl, spent in zip(impls, frame_latencies(impls, wav))]
+    for row in rows:
+        row["audiotok speed-up"] = row["median ms"] / rows[0]["median ms"]
+    return rows
 
 
 def latency_row(impl: Implementation, wav: torch.Tensor, threads: int) -> dict:
-    times_ms = sorted(1000 * t for t in frame_latencies(impl, wav))
-    frame_ms = 1000 * impl.frame_size / impl.sample_rate
-    mean = statistics.fmean(times_ms)
-    return {"impl": impl.name, "threads": threads, "frames": len(times_ms),
-            "mean ms": mean, "p50 ms": times_ms[len(times_ms) // 2],
-            "p95 ms": times_ms[min(len(times_ms) - 1, int(0.95 * len(times_ms)))],
-            "max ms": times_ms[-1], "RTF": mean / frame_ms}
+    """The latency row of one implementation alone."""
+    return latency_rows([impl], wav, threads, n_q=0)[0]
 
 
 @torch.no_grad()
@@ -208,7 +231,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-seconds", type=float, default=15.0,
                         help="audio for the offline-vs-streaming column; > 10 s to pass the context "
                              "(0 skips it)")
-    parser.add_argument("--n-q", type=int, default=32, help="codebooks encoded per frame (default 32)")
+    parser.add_argument("--n-q", type=int, nargs="+", default=[8, 32],
+                        help="codebooks encoded per frame (default: 8 32)")
     parser.add_argument("--skip-moshi", action="store_true", help="measure only audiotok")
     parser.add_argument("--out", default="bench_out/streaming.json", help="JSON results file")
 
@@ -217,29 +241,32 @@ def run(args: argparse.Namespace) -> int:
     from .results import emit
 
     torch.manual_seed(0)
-    impls = [ours(args.n_q)] + ([] if args.skip_moshi else [moshi(args.n_q)])
-    sample_rate = impls[0].sample_rate
-    wav = 0.3 * torch.randn(1, 1, int(args.seconds * sample_rate))
-    drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * sample_rate))
     rows = []
     original_threads = torch.get_num_threads()
     try:
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for impl in impls:
-                rows.append(latency_row(impl, wav, threads))
-                print(rows[-1], flush=True)  # progress; the table comes at the end
-        torch.set_num_threads(max(args.threads))
-        if args.drift_seconds > 0:
-            for impl in impls:
-                found = drift(impl, drift_wav)
-                for row in rows:
-                    if row["impl"] == impl.name:
-                        row.update(found)
+        for n_q in args.n_q:
+            impls = [ours(n_q)] + ([] if args.skip_moshi else [moshi(n_q)])
+            wav = 0.3 * torch.randn(1, 1, int(args.seconds * impls[0].sample_rate))
+            drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * impls[0].sample_rate))
+            found_rows = []
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                found_rows += latency_rows(impls, wav, threads, n_q)
+                for row in found_rows[-len(impls):]:
+                    print(row, flush=True)  # progress; the table comes at the end
+            torch.set_num_threads(max(args.threads))
+            if args.drift_seconds > 0:
+                for impl in impls:
+                    found = drift(impl, drift_wav)
+                    for row in found_rows:
+                        if row["impl"] == impl.name:
+                            row.update(found)
+            rows += found_rows
     finally:
         torch.set_num_threads(original_threads)
-    emit(f"Streaming full-size Mimi on CPU: per 80-ms frame encode + decode, {args.n_q} codebooks "
-         f"(RTF < 1 is faster than real time; drift over {args.drift_seconds:g} s)",
+    emit("Streaming full-size Mimi on CPU: per 80-ms frame encode + decode, implementations alternating "
+         "frame by frame (RTF = median / 80 ms, < 1 is faster than real time; audiotok speed-up = "
+         f"median / audiotok's median; drift over {args.drift_seconds:g} s)",
          rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
                                 "n_q": args.n_q, "weights": "random, codebooks spread, LayerScale 0.5"})
     return 0
