@@ -21,4 +21,8 @@ python -c "import ray.data; print('ray', ray.__version__)"
 # moshi pins an old torch, so it goes in without its dependencies.
 $PIP beartype accelerate lion-pytorch sentencepiece sphn
 $PIP --no-deps speechtokenizer==1.0.1 moshi==0.2.13
+# xcodec2 pins torch 2.5, torchaudio and torchao: without its dependencies, plus what its model code
+# uses (vector-quantize-pytorch's FSQ with einx; torchtune's RoPE module, loaded on its own).
+$PIP einx
+$PIP --no-deps xcodec2==0.1.5 vector-quantize-pytorch==1.17.8 torchtune==0.6.1
 python -c "import torch; assert '+cpu' in torch.__version__ or not torch.cuda.is_available(); print('torch', torch.__version__)"
