@@ -156,11 +156,13 @@ def moshi(n_q: int) -> Implementation:
 # ---- measurements ----------------------------------------------------------------------------------
 
 @torch.no_grad()
-def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int = 3) -> list[list[float]]:
+def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int = 3,
+                    clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
     """Seconds per 80-ms frame (encode + decode) of each implementation streaming ``wav [1, 1, T]``.
 
     All streams are open at once and the implementations alternate frame by frame, so a change of
-    machine load hits both alike. The first ``warmup`` frames are dropped.
+    machine load hits both alike. The first ``warmup`` frames are dropped. ``clock``: see
+    ``speed.CLOCKS``.
     """
     hop = impls[0].frame_size
     times: list[list[float]] = [[] for _ in impls]
@@ -170,9 +172,9 @@ def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int 
         for i in range(wav.shape[-1] // hop):
             chunk = wav[..., i * hop:(i + 1) * hop]
             for impl, spent in zip(impls, times):
-                start = time.perf_counter()
+                start = clock()
                 impl.decode_step(impl.encode_step(chunk))
-                spent.append(time.perf_counter() - start)
+                spent.append(clock() - start)
     return [spent[warmup:] for spent in times]
 
 
@@ -186,10 +188,11 @@ def _row(impl: Implementation, seconds: list[float], threads: int, n_q: int) -> 
             "max ms": times_ms[-1], "RTF": median / frame_ms}
 
 
-def latency_rows(impls: list[Implementation], wav: torch.Tensor, threads: int, n_q: int) -> list[dict]:
+def latency_rows(impls: list[Implementation], wav: torch.Tensor, threads: int, n_q: int,
+                 clock: Callable[[], float] = time.perf_counter) -> list[dict]:
     """One row per implementation (median-based RTF); the others get ``speed-up`` = their median over
     the first one's (> 1: the first, audiotok, is faster)."""
-    rows = [_row(impl, spent, threads, n_q) for impl, spent in zip(impls, frame_latencies(impls, wav))]
+    rows = [_row(impl, spent, threads, n_q) for impl, spent in zip(impls, frame_latencies(impls, wav, clock=clock))]
     for row in rows:
         row["audiotok speed-up"] = row["median ms"] / rows[0]["median ms"]
     return rows
@@ -234,11 +237,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-q", type=int, nargs="+", default=[8, 32],
                         help="codebooks encoded per frame (default: 8 32)")
     parser.add_argument("--skip-moshi", action="store_true", help="measure only audiotok")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: elapsed time; cpu: process CPU time, steadier on a shared machine")
     parser.add_argument("--out", default="bench_out/streaming.json", help="JSON results file")
 
 
 def run(args: argparse.Namespace) -> int:
     from .results import emit
+    from .speed import CLOCKS
 
     torch.manual_seed(0)
     rows = []
@@ -251,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
             found_rows = []
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                found_rows += latency_rows(impls, wav, threads, n_q)
+                found_rows += latency_rows(impls, wav, threads, n_q, CLOCKS[args.clock])
                 for row in found_rows[-len(impls):]:
                     print(row, flush=True)  # progress; the table comes at the end
             torch.set_num_threads(max(args.threads))
@@ -264,11 +270,11 @@ def run(args: argparse.Namespace) -> int:
             rows += found_rows
     finally:
         torch.set_num_threads(original_threads)
-    emit("Streaming full-size Mimi on CPU: per 80-ms frame encode + decode, implementations alternating "
+    emit(f"Streaming full-size Mimi on CPU ({args.clock} clock): per 80-ms frame encode + decode, implementations alternating "
          "frame by frame (RTF = median / 80 ms, < 1 is faster than real time; audiotok speed-up = "
          f"median / audiotok's median; drift over {args.drift_seconds:g} s)",
          rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
-                                "n_q": args.n_q, "weights": "random, codebooks spread, LayerScale 0.5"})
+                                "n_q": args.n_q, "clock": args.clock, "weights": "random, codebooks spread, LayerScale 0.5"})
     return 0
 
 
