@@ -34,7 +34,6 @@ import torch
 
 import audiotok
 from audiotok.cli import main
-from audiotok.codecs.families import build_codec
 from audiotok.tokenizers.dataset import PROGRESS, read_shards, tokenize_dataset
 from audiotok.tokenizers.flatten import FlattenSpec
 
@@ -45,18 +44,12 @@ IDS = [f"u{i:02d}" for i in range(10)]
 ACTOR_TITLE = "ray::MapWorker(MapBatches(TokenizeWorker))"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A saved mimi-tiny with spread codebooks (every code path is exercised, codes are not all 0)."""
-    torch.manual_seed(0)
-    codec = build_codec("mimi-tiny").train()
-    codec(torch.randn(2, 1, codec.sample_rate) * 0.1)
-    return codec.eval().save_pretrained(tmp_path_factory.mktemp("model") / "mimi")
+MODEL = "mimi-tiny-trained"  # shipped with the package: small, causal, real codes
 
 
 @pytest.fixture(scope="module")
-def tok(model_dir):
-    return audiotok.load(model_dir, batch_size=2)
+def tok():
+    return audiotok.load(MODEL, batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +185,7 @@ def local_ray():
 @pytest.fixture()
 def long_audio(tmp_path):
     """24 8-second clips: long enough that the single tokenizer actor is still busy after the first
-    shards are written (mimi-tiny encodes about 100x faster than real time on one core)."""
+    shards are written (mimi-tiny-trained encodes about 100x faster than real time on one core)."""
     root = tmp_path / "long"
     root.mkdir()
     rng = np.random.default_rng(1)
@@ -203,18 +196,18 @@ def long_audio(tmp_path):
 
 @needs_ray
 @pytest.mark.timeout(240)
-def test_killed_actor_is_retried_without_duplicate_or_missing_rows(two_nodes, model_dir, long_audio, tmp_path):
+def test_killed_actor_is_retried_without_duplicate_or_missing_rows(two_nodes, long_audio, tmp_path):
     """The command runs against the cluster with one tokenizer actor (on the second node). Once a shard is
     written the actor is frozen (SIGSTOP), the shards written so far are counted, and it is killed with
     SIGKILL while shards remain: Ray restarts it and retries its batch, and the shards hold exactly the
     single-machine engine's rows, none twice, none missing."""
     reference = tmp_path / "reference"
-    tok = audiotok.load(model_dir, batch_size=1)
+    tok = audiotok.load(MODEL, batch_size=1)
     torch.set_num_threads(1)  # as the worker (see local_out); the autouse fixture sets it back
     tokenize_dataset(long_audio, reference, tok, shard_size=2, progress_bar=False)
     out = tmp_path / "shards"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "audiotok.cli", "tokenize-dataset", str(long_audio), "-o", str(out), "-m", str(model_dir),
+        [sys.executable, "-m", "audiotok.cli", "tokenize-dataset", str(long_audio), "-o", str(out), "-m", MODEL,
          "--batch-size", "1", "--shard-size", "2", "--engine", "ray", "--address", two_nodes["address"],
          "--workers", "1", "--items-per-call", "1", "--resources-per-worker", '{"tokenizer_node": 1}'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=two_nodes["env"])
@@ -300,11 +293,11 @@ def test_rerun_skips_verified_shards_and_redoes_damaged_ones_across_engines(loca
 
 # ---- the command line ----------------------------------------------------------------------------------------
 @needs_ray
-def test_cli_engine_ray(local_ray, audio_dir, model_dir, tmp_path, capsys, monkeypatch):
+def test_cli_engine_ray(local_ray, audio_dir, tmp_path, capsys, monkeypatch):
     """A relative SOURCE too: the workers do not share the driver's working folder."""
     out = tmp_path / "shards"
     monkeypatch.chdir(audio_dir.parent)
-    rc = main(["tokenize-dataset", audio_dir.name, "-o", str(out), "-m", str(model_dir), "--shard-size", "4",
+    rc = main(["tokenize-dataset", audio_dir.name, "-o", str(out), "-m", MODEL, "--shard-size", "4",
                "--flatten", "--engine", "ray", "--workers", "1", "--batch-seconds", "1"])
     err = capsys.readouterr().err
     assert rc == 1 and "bad.wav" in err and "10 items in 3 shards" in err  # the corrupt file is listed
@@ -320,8 +313,8 @@ def test_cli_engine_ray(local_ray, audio_dir, model_dir, tmp_path, capsys, monke
     (["--workers", "2"], "would hold all 2 CPUs of the Ray cluster and leave none for reading audio"),
     (["--num-proc", "2"], "--num-proc is for the local engine; with --engine ray use --workers"),
 ])
-def test_cli_engine_ray_refuses_what_cannot_run(local_ray, audio_dir, model_dir, tmp_path, capsys, flags, message):
-    rc = main(["tokenize-dataset", str(audio_dir), "-o", str(tmp_path / "out"), "-m", str(model_dir),
+def test_cli_engine_ray_refuses_what_cannot_run(local_ray, audio_dir, tmp_path, capsys, flags, message):
+    rc = main(["tokenize-dataset", str(audio_dir), "-o", str(tmp_path / "out"), "-m", MODEL,
                "--engine", "ray", *flags])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
