@@ -175,3 +175,24 @@ def test_bench_helpers_on_tiny():
     found = drift(impl, wav, context_seconds=1.0)
     assert found["codes ≠ before 1 s"] == found["codes ≠ after 1 s"] == 0
     assert found["max |Δaudio| after 1 s"] < 1e-5
+
+
+def test_streaming_avoids_slow_kernels_and_equals_the_plain_path(tiny):
+    """Frame by frame, no conv takes PyTorch's slow paths (``slow_conv_transpose2d`` was 42 % of a
+    full-size frame), and the fast path gives the codes and audio of plain torch kernels."""
+    from torch.profiler import profile
+
+    from audiotok.codecs.modules.conv import torch_kernels
+
+    wav = 0.3 * torch.randn(1, 1, 6 * HOP, generator=torch.Generator().manual_seed(5))
+    n_q = tiny.max_codebooks
+    with torch_kernels():
+        plain_codes = stream_encode(tiny, wav, 1, n_q=n_q)
+        plain_audio = stream_decode(tiny, plain_codes, 1)
+    with profile() as prof:
+        codes = stream_encode(tiny, wav, 1, n_q=n_q)
+        audio = stream_decode(tiny, codes, 1)
+    ops = {event.key for event in prof.key_averages()}
+    assert not ops & {"aten::slow_conv_transpose2d", "aten::slow_conv_transpose3d"}, ops
+    assert torch.equal(codes, plain_codes)
+    assert (audio - plain_audio).abs().max() < 1e-5
