@@ -144,18 +144,36 @@ class AdversarialLoss:
 # name; the typed config of a custom policy is :class:`AdversarialLoss` itself (a recipe may give its fields).
 ADVERSARIAL_PRESETS = Registry("adversarial loss preset", class_path=False)
 # audiocraft: hinge with linear G term, averaged; plain L1 FM averaged over layers and discs.
-ADVERSARIAL_PRESETS.register("encodec", AdversarialLoss("hinge_linear", "mean", False, "mean", "mean", False, 1.0))
+ADVERSARIAL_PRESETS.register(
+    "encodec", AdversarialLoss(
+        kind="hinge_linear", reduction="mean", fm_relative=False,
+        fm_layer_reduction="mean", fm_disc_reduction="mean", fm_include_logits=False, fm_scale=1.0))
 # EnCodec paper / AcademiCodec: hinge, relative FM averaged.
-ADVERSARIAL_PRESETS.register("encodec_paper", AdversarialLoss("hinge", "mean", True, "mean", "mean", False, 1.0))
+ADVERSARIAL_PRESETS.register(
+    "encodec_paper", AdversarialLoss(
+        kind="hinge", reduction="mean", fm_relative=True,
+        fm_layer_reduction="mean", fm_disc_reduction="mean", fm_include_logits=False, fm_scale=1.0))
 # DAC: LSGAN summed; FM summed over layers except logits and over discs.
-ADVERSARIAL_PRESETS.register("dac", AdversarialLoss("lsgan", "sum", False, "sum", "sum", False, 1.0))
+ADVERSARIAL_PRESETS.register(
+    "dac", AdversarialLoss(
+        kind="lsgan", reduction="sum", fm_relative=False,
+        fm_layer_reduction="sum", fm_disc_reduction="sum", fm_include_logits=False, fm_scale=1.0))
 # HiFi-GAN / HiFi-Codec / SpeechTokenizer: LSGAN summed; FM x2 summed, final outputs included.
-ADVERSARIAL_PRESETS.register("speechtokenizer", AdversarialLoss("lsgan", "sum", False, "sum", "sum", True, 2.0))
+ADVERSARIAL_PRESETS.register(
+    "speechtokenizer", AdversarialLoss(
+        kind="lsgan", reduction="sum", fm_relative=False,
+        fm_layer_reduction="sum", fm_disc_reduction="sum", fm_include_logits=True, fm_scale=2.0))
 ADVERSARIAL_PRESETS.register("hifigan", ADVERSARIAL_PRESETS.get("speechtokenizer"))
 # Vocos / WavTokenizer MPD+MRD: hinge averaged; FM summed over layers, averaged over discs.
-ADVERSARIAL_PRESETS.register("vocos", AdversarialLoss("hinge", "mean", False, "sum", "mean", True, 1.0))
+ADVERSARIAL_PRESETS.register(
+    "vocos", AdversarialLoss(
+        kind="hinge", reduction="mean", fm_relative=False,
+        fm_layer_reduction="sum", fm_disc_reduction="mean", fm_include_logits=True, fm_scale=1.0))
 # ESPnet gan_codec: LSGAN summed; FM summed over layers including final outputs.
-ADVERSARIAL_PRESETS.register("espnet", AdversarialLoss("lsgan", "sum", False, "sum", "sum", True, 1.0))
+ADVERSARIAL_PRESETS.register(
+    "espnet", AdversarialLoss(
+        kind="lsgan", reduction="sum", fm_relative=False,
+        fm_layer_reduction="sum", fm_disc_reduction="sum", fm_include_logits=True, fm_scale=1.0))
 
 
 def adversarial_loss(spec: str | dict) -> AdversarialLoss:
