@@ -51,11 +51,13 @@ def shipped_names() -> list[str]:
 
 
 def cache_key() -> str:
-    """SHA-256 over everything the table depends on: codec sources and the shipped models."""
+    """SHA-256 over everything the table depends on: codec sources, the family modules (the configs),
+    and the shipped models."""
     from audiotok import __version__
 
     digest = hashlib.sha256(f"v{CACHE_VERSION} audiotok {__version__}\n".encode())
-    for path in sorted((PACKAGE / "codecs").rglob("*.py")):
+    sources = [*(PACKAGE / "codecs").rglob("*.py"), *(PACKAGE / "families").rglob("*.py"), PACKAGE / "registry.py"]
+    for path in sorted(sources):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     for name in shipped_names():
         folder = PRETRAINED_ROOT / name
