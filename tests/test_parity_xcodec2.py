@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 import audiotok
-import audiotok.families.xcodec2  # noqa: F401  (registers the family: its checkpoint formats)
 from audiotok.tokenizers.convert import references
 
 pytestmark = pytest.mark.parity

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-import audiotok.families.xcodec2 as xcodec2  # registers the family
+from audiotok.families import xcodec2
 from audiotok.checkpoints.convert import CheckpointError
 from audiotok.cli import main
 from audiotok.codecs.codec import Codec

@@ -33,9 +33,11 @@ from .quantizers import QUANTIZERS, QuantizerOutput
 # {"type": name, **fields} or {"class_path": "my_pkg.MyEncoder", "init_args": {...}}.
 ENCODERS = Registry("encoder")
 ENCODERS.register("seanet", SEANetEncoder)
+ENCODERS.register("xcodec2", "audiotok.codecs.modules.xcodec2.XCodec2Encoder")  # imported on first use
 DECODERS = Registry("decoder")
 DECODERS.register("seanet", SEANetDecoder)
 DECODERS.register("vocos", "audiotok.codecs.modules.vocos.VocosDecoder")  # imported on first use
+DECODERS.register("xcodec2", "audiotok.codecs.modules.xcodec2.XCodec2Decoder")
 
 
 def _is_int(value: Any) -> bool:

@@ -31,6 +31,11 @@ DISCRIMINATOR_PRESETS.register("speechtokenizer", {"mpd": {}, "msd": {}, "msstft
 DISCRIMINATOR_PRESETS.register("dac", {"mpd": {"peak_normalize": True}, "mbstft": {"peak_normalize": True}})
 # Vocos / WavTokenizer: MPD + MRD (WavTokenizer also trains against the "dac" set, with its own loss).
 DISCRIMINATOR_PRESETS.register("vocos", {"mpd": {}, "mrd": {}})
+# XCodec2 (X-Codec-2.0 / BigCodec trainer): HiFi-GAN MPD + a spectral discriminator at the README's FFT sizes
+# 78 ... 2296 "tailored for the transformer decoder"; hops n/4 (the release's are not published); our MRD
+# stands in for its ParallelWaveGAN-style SpecDiscriminator (2-D convs on STFT magnitudes too).
+DISCRIMINATOR_PRESETS.register("xcodec2", {"mpd": {}, "mrd": {"resolutions": [
+    [n, n // 4, n] for n in (78, 126, 206, 334, 542, 876, 1418, 2296)]}})
 
 
 class CombinedDiscriminator(Discriminator):

@@ -65,9 +65,6 @@ W2V_BERT_2: dict[str, Any] = dict(
     add_adapter=False, mask_time_prob=0.0, apply_spec_augment=False, layerdrop=0.0)
 TINY_SEMANTIC: dict[str, Any] = {**W2V_BERT_2, "hidden_size": 32, "num_attention_heads": 2,
                                  "intermediate_size": 64, "conv_depthwise_kernel_size": 7}
-ENCODER = "audiotok.codecs.modules.xcodec2.XCodec2Encoder"
-DECODER = "audiotok.codecs.modules.xcodec2.XCodec2Decoder"
-QUANTIZER = "audiotok.codecs.quantizers.xcodec2_fsq.XCodec2FSQ"
 LEVELS = [4] * 8  # 65,536 codes
 RATIOS = [2, 2, 4, 4, 5]  # hop 320
 
@@ -80,12 +77,11 @@ def config(tiny: bool = False) -> CodecConfig:
         semantic, layer, ngf, adim, dim, hidden, depth, heads = TINY_SEMANTIC, 2, 4, 32, 64, 32, 2, 2
     else:
         semantic, layer, ngf, adim, dim, hidden, depth, heads = W2V_BERT_2, 16, 48, 1024, 2048, 1024, 12, 16
-    encoder = {"class_path": ENCODER, "init_args": dict(
-        semantic=dict(semantic), semantic_layer=layer, ngf=ngf, ratios=list(RATIOS), dilations=[1, 3, 9],
-        acoustic_dim=adim, dimension=dim)}
-    quantizer = {"class_path": QUANTIZER, "init_args": dict(dim=dim, levels=list(LEVELS))}
-    decoder = {"class_path": DECODER, "init_args": dict(input_dim=dim, hidden_dim=hidden, depth=depth,
-                                                        num_heads=heads, hop_length=HOP_LENGTH)}
+    encoder = dict(type="xcodec2", semantic=dict(semantic), semantic_layer=layer, ngf=ngf, ratios=list(RATIOS),
+                   dilations=[1, 3, 9], acoustic_dim=adim, dimension=dim)
+    quantizer = dict(type="xcodec2_fsq", dim=dim, levels=list(LEVELS))
+    decoder = dict(type="xcodec2", input_dim=dim, hidden_dim=hidden, depth=depth, num_heads=heads,
+                   hop_length=HOP_LENGTH)
     return CodecConfig(sample_rate=16000, encoder=encoder, quantizer=quantizer, decoder=decoder,
                        name="xcodec2-tiny" if tiny else "xcodec2", family="xcodec2")
 
@@ -107,8 +103,7 @@ def config(tiny: bool = False) -> CodecConfig:
 #   a w2v-BERT 2.0 layer-16 teacher); WarmupLR is approximated by cosine decay.
 RECIPE: dict[str, Any] = {
     "codec_overrides": {},
-    "discriminators": {"mpd": {}, "mrd": {"resolutions": [[n, n // 4, n] for n in
-                                                          (78, 126, 206, 334, 542, 876, 1418, 2296)]}},
+    "discriminators": "xcodec2",  # preset: MPD + MRD at the release's 8 FFT sizes
     "discriminator_width": None,
     "adversarial": "dac",
     "losses": {"mel_preset": "dac", "mel": 15.0, "l1": 0.0, "commitment": 1.0,
@@ -194,11 +189,11 @@ def official_config(state: State, config_json: dict | None = None, where: str = 
         raise CheckpointError(f"{where}: decoder width {hidden} is not a multiple of the release's "
                               f"head size {RELEASE_HEAD_DIM}")
     return config().replace(
-        encoder={"init_args": dict(semantic=semantic, semantic_layer=16, ngf=int(ngf), ratios=ratios,
-                                   dilations=[1, 3, 9], acoustic_dim=int(acoustic_dim), dimension=int(dim))},
-        quantizer={"init_args": dict(dim=int(dim), levels=[4] * 8)},
-        decoder={"init_args": dict(input_dim=int(dim), hidden_dim=int(hidden), depth=depth,
-                                   num_heads=int(hidden // RELEASE_HEAD_DIM), hop_length=HOP_LENGTH)})
+        encoder=dict(semantic=semantic, semantic_layer=16, ngf=int(ngf), ratios=ratios, dilations=[1, 3, 9],
+                     acoustic_dim=int(acoustic_dim), dimension=int(dim)),
+        quantizer=dict(dim=int(dim), levels=list(LEVELS)),
+        decoder=dict(input_dim=int(dim), hidden_dim=int(hidden), depth=depth,
+                     num_heads=int(hidden // RELEASE_HEAD_DIM), hop_length=HOP_LENGTH))
 
 
 def hf_config(config_json: dict, where: str = "config.json") -> CodecConfig:
@@ -220,12 +215,11 @@ def hf_config(config_json: dict, where: str = "config.json") -> CodecConfig:
     semantic = {**W2V_BERT_2, **{k: sem[k] for k in W2V_BERT_2 if k in sem},
                 "mask_time_prob": 0.0, "apply_spec_augment": False, "layerdrop": 0.0}
     return config().replace(
-        encoder={"init_args": dict(semantic=semantic, semantic_layer=int(sem.get("num_hidden_layers", 16)),
-                                   ngf=int(ngf), ratios=ratios, dilations=[1, 3, 9], acoustic_dim=int(hidden),
-                                   dimension=int(dim))},
-        quantizer={"init_args": dict(dim=int(dim), levels=[4] * 8)},
-        decoder={"init_args": dict(input_dim=int(dim), hidden_dim=int(hidden), depth=int(depth),
-                                   num_heads=int(heads), hop_length=HOP_LENGTH)})
+        encoder=dict(semantic=semantic, semantic_layer=int(sem.get("num_hidden_layers", 16)), ngf=int(ngf),
+                     ratios=ratios, dilations=[1, 3, 9], acoustic_dim=int(hidden), dimension=int(dim)),
+        quantizer=dict(dim=int(dim), levels=list(LEVELS)),
+        decoder=dict(input_dim=int(dim), hidden_dim=int(hidden), depth=int(depth), num_heads=int(heads),
+                     hop_length=HOP_LENGTH))
 
 
 # ---- state dicts -----------------------------------------------------------------------------------
@@ -253,13 +247,13 @@ def _weight_norm_from_plain(state: State, keys) -> State:
 
 
 def _istft_window(config: CodecConfig) -> torch.Tensor:
-    return torch.hann_window(4 * config.decoder["init_args"]["hop_length"])
+    return torch.hann_window(4 * config.decoder["hop_length"])
 
 
 def convert_official_state(state: State, config: CodecConfig) -> State:
     """Official (package / training checkpoint) keys -> ours (module doc)."""
     state = {k: v for k, v in state.items() if k.startswith(OFFICIAL_KEPT) and not ANTI_ALIAS_FILTER.search(k)}
-    out = _semantic_state(state, "semantic_model.", config.encoder["init_args"]["semantic_layer"])
+    out = _semantic_state(state, "semantic_model.", config.encoder["semantic_layer"])
     rest = {k: v for k, v in state.items() if not k.startswith("semantic_model.")}
     out.update(rename(rest, [
         (r"^SemanticEncoder_module\.", "encoder.semantic_adapter."),
@@ -279,7 +273,7 @@ def convert_official_state(state: State, config: CodecConfig) -> State:
 
 def convert_hf_state(state: State, config: CodecConfig) -> State:
     """transformers ``Xcodec2Model`` keys -> ours."""
-    enc, dec = config.encoder["init_args"], config.decoder["init_args"]
+    enc, dec = config.encoder, config.decoder
     out = _semantic_state(state, "semantic_encoder.", enc["semantic_layer"])
     dilations = len(enc["dilations"])
     rules = [

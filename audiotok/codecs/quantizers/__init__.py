@@ -31,6 +31,7 @@ QUANTIZERS = Registry("quantizer")
 QUANTIZERS.register("rvq", ResidualVQ, forwards=(EuclideanCodebook,))  # **kwargs: codebook options
 QUANTIZERS.register("split_rvq", SplitResidualVQ, forwards=(ResidualVQ, EuclideanCodebook))
 QUANTIZERS.register("fsq", FSQ)
+QUANTIZERS.register("xcodec2_fsq", "audiotok.codecs.quantizers.xcodec2_fsq.XCodec2FSQ")  # FSQ bounded twice
 QUANTIZER_KINDS = QUANTIZERS  # the former dict's name
 
 
