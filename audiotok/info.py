@@ -56,7 +56,8 @@ def cache_key() -> str:
     from audiotok import __version__
 
     digest = hashlib.sha256(f"v{CACHE_VERSION} audiotok {__version__}\n".encode())
-    sources = [*(PACKAGE / "codecs").rglob("*.py"), *(PACKAGE / "families").rglob("*.py"), PACKAGE / "registry.py"]
+    sources = [*(PACKAGE / "codecs").rglob("*.py"), *(PACKAGE / "families").rglob("*.py"),
+               *PACKAGE.glob("registry.py")]
     for path in sorted(sources):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     for name in shipped_names():
