@@ -13,6 +13,6 @@ from audiotok.families.base import (
     hub_files,
     register_family,
 )
-from audiotok.families import speechtokenizer, mimi, wavtokenizer, mixes, xcodec2  # noqa: E402,F401  (registers)
+from audiotok.families import speechtokenizer, mimi, wavtokenizer, mixes, xcodec2, encodec, units  # noqa: E402,F401  (registers)
 
 __all__ = ["FAMILIES", "RECIPES", "BenchDefaults", "Family", "hub_files", "register_family"]
