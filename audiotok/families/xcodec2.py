@@ -6,8 +6,9 @@ https://huggingface.co/HKUST-Audio/xcodec2): the family module.
 (layer 16, frozen) + adapter fused with BigCodec's acoustic encoder; decoder: transformer "Vocos"
 with an iSTFT head (parts: :mod:`audiotok.codecs.modules.xcodec2`,
 :class:`~audiotok.codecs.quantizers.xcodec2_fsq.XCodec2FSQ`). Configs ``xcodec2`` (the release:
-822,6xx,xxx parameters, of which the 16 w2v-BERT layers are frozen; see ``audiotok info``) and
-``xcodec2-tiny`` (a tiny random w2v-BERT, < 0.5 M parameters, same structure and codebook).
+242,243,866 trainable codec parameters, = the package's, plus 387,049,792 frozen in the 16 w2v-BERT 2.0
+layers it reads; the release stores all 24, 580,493,120) and ``xcodec2-tiny`` (a tiny random w2v-BERT
+as semantic model; 369,654 trainable parameters, same structure, hop and codebook).
 
 Checkpoint formats (all loaded strictly, sizes read from the tensors):
 
