@@ -25,4 +25,6 @@ $PIP --no-deps speechtokenizer==1.0.1 moshi==0.2.13
 # uses (vector-quantize-pytorch's FSQ with einx; torchtune's RoPE module, loaded on its own).
 $PIP einx
 $PIP --no-deps xcodec2==0.1.5 vector-quantize-pytorch==1.17.8 torchtune==0.6.1
+# encodec would pull torchaudio (a torch-matched binary); its model needs only torch, numpy and einops.
+$PIP --no-deps encodec==0.1.1
 python -c "import torch; assert '+cpu' in torch.__version__ or not torch.cuda.is_available(); print('torch', torch.__version__)"

@@ -190,3 +190,24 @@ def test_48khz_and_foreign_files_are_refused_clearly(tmp_path):
     torch.save({"decoder.weight": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not an EnCodec state dict"):
         audiotok.load(path)
+
+
+def test_named_configs_and_tiny_twin():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # registered names warn that their weights are random
+        full, tiny = audiotok.load("encodec-24khz"), audiotok.load("encodec-tiny")
+    from audiotok.codecs.families import build_codec
+
+    assert build_codec("encodec-24khz").num_parameters() == 14_851_810  # = the encodec package's model
+    assert (full.frame_rate, full.num_codebooks, full.codec.max_codebooks, full.bitrate) == (75.0, 8, 32, 6000.0)
+    assert tiny.codec.num_parameters() < 1_000_000
+    def layers(codec):  # the SEANet layer sequence: the twin has the same structure, narrower
+        return sorted({".".join(k.split(".")[:3]) for k in codec.state_dict() if k.startswith(("encoder.", "decoder."))})
+    assert layers(tiny.codec) == layers(full.codec)
+    wav = torch.randn(1, SR + 50) * 0.1
+    tokens = tiny.tokenize(wav)
+    assert tokens.codes.shape == (1, 8, 76) and tiny.bitrate == 4800.0
+    assert tiny.detokenize(tokens).audio.shape == (1, 1, SR + 50)
+    assert full.tokenize(wav, n_q=n_q_for_bandwidth(24.0)).codes.shape == (1, 32, 76)
