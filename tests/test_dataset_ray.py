@@ -311,6 +311,7 @@ def test_cli_engine_ray(local_ray, audio_dir, tmp_path, capsys, monkeypatch):
     (["--gpus-per-worker", "1"], "--gpus-per-worker 1 but the Ray cluster has 0 GPUs"),
     (["--resources-per-worker", '{"tpu_pod": 1}'], "no node of the Ray cluster has the resources {'tpu_pod': 1}"),
     (["--workers", "2"], "would hold all 2 CPUs of the Ray cluster and leave none for reading audio"),
+    (["--workers", "5", "--cpus-per-worker", "0.5"], "holds only 4 of the 5 workers of 0.5 CPUs, 0 GPUs asked for"),
     (["--num-proc", "2"], "--num-proc is for the local engine; with --engine ray use --workers"),
 ])
 def test_cli_engine_ray_refuses_what_cannot_run(local_ray, audio_dir, tmp_path, capsys, flags, message):

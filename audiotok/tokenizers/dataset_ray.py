@@ -132,7 +132,7 @@ class RayShardRunner:
     def __call__(self, job: ShardJob, pending: list[int], record: Callable[[int, dict], None]) -> None:
         ray = require_ray()
         with _connected(ray, self.options):
-            _check_resources(ray, self.options, self.report)
+            _check_resources(ray, self.options)
             dataset, refs = _pipeline(ray, job, pending, self.options)  # refs: alive while it runs
             assembler = ShardAssembler(job, pending, record)
             progress = Progress(sum(assembler.expected.values()), len(pending), self.report,
@@ -161,8 +161,8 @@ def _connected(ray, options: RayOptions) -> Iterator[None]:
         ray.shutdown()
 
 
-def _check_resources(ray, options: RayOptions, report: Callable[[str], None]) -> None:
-    """Refuse a worker size no node can hold (Ray would wait for it forever); warn when fewer fit."""
+def _check_resources(ray, options: RayOptions) -> None:
+    """Refuse workers the cluster cannot hold now (Ray Data would wait for them forever)."""
     total = ray.cluster_resources()
     cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
     if options.gpus_per_worker > gpus:
@@ -181,9 +181,10 @@ def _check_resources(ray, options: RayOptions, report: Callable[[str], None]) ->
         raise ValueError(f"{options.workers} workers of {options.cpus_per_worker:g} CPUs would hold all {cpus:g} CPUs "
                          "of the Ray cluster and leave none for reading audio; use fewer --workers or a smaller "
                          "--cpus-per-worker")
-    if fit < options.workers:
-        report(f"the Ray cluster holds {int(fit)} of the {options.workers} workers asked for "
-               f"({cpus:g} CPUs, {gpus:g} GPUs); the rest start when resources appear")
+    if fit < options.workers:  # Ray Data would wait for the missing actors forever
+        each = f"{options.cpus_per_worker:g} CPUs, {options.gpus_per_worker:g} GPUs" + (f", {custom}" if custom else "")
+        raise ValueError(f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs) holds only {int(fit)} of the {options.workers} "
+                         f"workers of {each} asked for; use --workers {int(fit)} or add nodes first")
 
 
 def _pipeline(ray, job: ShardJob, pending: list[int], options: RayOptions):
@@ -201,7 +202,8 @@ def _pipeline(ray, job: ShardJob, pending: list[int], options: RayOptions):
     # A read task's block is what an actor task takes at least: no larger than an actor call.
     audio = items.map_batches(read_items, batch_size=min(options.read_items_per_task, options.items_per_call),
                               batch_format="pyarrow",
-                              fn_kwargs={"dataset_ref": [dataset_ref]}, num_cpus=READ_CPUS)
+                              fn_kwargs={"dataset_ref": [dataset_ref]}, num_cpus=READ_CPUS,
+                              max_retries=3)  # also keeps Ray Data from fusing reading into the actors
     threads = max(1, int(options.cpus_per_worker))
     return audio.map_batches(
         TokenizeWorker, batch_size=options.items_per_call, batch_format="pyarrow",
