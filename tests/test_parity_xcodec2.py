@@ -210,6 +210,15 @@ def test_xcodec2_package_checkpoints(signals, tmp_path):
     torch.save({"state_dict": ckpt, "global_step": 1_400_000}, path)
     check("xcodec2 package (Lightning ckpt)", ours(path, signals), ref, decode)
 
+    from audiotok.checkpoints.convert import CheckpointError
+    from audiotok.families import xcodec2
+
+    with pytest.raises(CheckpointError, match="semantic_hidden_size 1024, the weights have 32"):
+        xcodec2.official_config(state, {"model_type": "xcodec", "semantic_hidden_size": 1024})
+    missing = {k: v for k, v in state.items() if k != "generator.backbone.embed.weight"}
+    with pytest.raises(CheckpointError, match=r"missing 1 keys.*decoder\.backbone\.embed\.weight"):
+        xcodec2.convert_official(path, state=missing)
+
 
 # ---- transformers' Xcodec2Model --------------------------------------------------------------------------
 def test_transformers_checkpoint(signals, tmp_path):

@@ -82,11 +82,13 @@ def test_fsq_bounds_twice_and_round_trips():
     z = fsq.input_proj(x)
     once = torch.tanh(z + np.arctanh(0.5 / 1.5015)) * 1.5015 - 0.5  # one bound, levels 4
     twice = torch.tanh(once + np.arctanh(0.5 / 1.5015)) * 1.5015 - 0.5
-    digits = (twice.round() + 2).long()
-    expected = (digits * (4 ** torch.arange(8))[None, :, None]).sum(1, keepdim=True)
+    basis = (4 ** torch.arange(8))[None, :, None]
+
+    def index(bounded):  # digits 0..3, channel 0 least significant
+        return ((bounded.round() + 2).long() * basis).sum(1, keepdim=True)
+
     codes = fsq.encode(x)
-    assert torch.equal(codes, expected) and not torch.equal(codes, ((once.round() + 2).long()
-                                                                    * (4 ** torch.arange(8))[None, :, None]).sum(1, keepdim=True))
+    assert torch.equal(codes, index(twice)) and not torch.equal(codes, index(once))
     out = fsq(x)
     assert torch.equal(out.codes, codes) and torch.allclose(fsq.decode(codes), out.quantized, atol=1e-6)
 

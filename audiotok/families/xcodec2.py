@@ -24,6 +24,8 @@ Checkpoint formats (all loaded strictly, sizes read from the tensors):
 * **Training checkpoint** (``ckpt/epoch=4-step=1400000.ckpt`` in the same repository): a Lightning
   ``.ckpt`` whose ``state_dict`` holds the same keys plus training-only ones (discriminators,
   ``fc_post_s``, ``SemanticDecoder_module``, the validation speaker model), which are dropped.
+* Llasa's data preparation pins ``xcodec2==0.1.3``: its model code is 0.1.5's (which only adds
+  ``encode_batch_feats``) with the same ``vector-quantize-pytorch==1.17.8``, so its codes are the same.
 * **transformers** (``Xcodec2Model.save_pretrained``, ``HKUSTAudio/xcodec2-hf``): ``config.json``
   (``model_type: "xcodec2"`` with the full ``semantic_model_config``) + ``model.safetensors`` with
   folded convolutions (weight norm is re-applied exactly: ``g = |w|``, ``v = w``) and q/k rows
@@ -124,8 +126,8 @@ RECIPE: dict[str, Any] = {
 
 
 # ---- official checkpoints --------------------------------------------------------------------------------
-OFFICIAL_KEPT = ("semantic_model.", "SemanticEncoder_module.", "CodecEnc.", "fc_prior.",
-                 "generator.quantizer.", "generator.backbone.", "generator.head.", "fc_post_a.")
+OFFICIAL_KEPT = ("semantic_model.", "SemanticEncoder_module.", "CodecEnc.", "fc_prior.",  # FSQ buffers: recomputed
+                 "generator.quantizer.project_", "generator.backbone.", "generator.head.", "fc_post_a.")
 ANTI_ALIAS_FILTER = re.compile(r"\.(upsample\.filter|downsample\.lowpass\.filter)$")
 RELEASE_HEAD_DIM = 64
 
@@ -183,9 +185,10 @@ def official_config(state: State, config_json: dict | None = None, where: str = 
     blocks = len({k.split(".")[2] for k in state if k.startswith("CodecEnc.conv_blocks.")}) - 1
     if blocks != len(ratios):
         raise CheckpointError(f"{where}: {blocks} acoustic encoder blocks, the release has {len(ratios)}")
-    if config_json is not None and config_json.get("semantic_hidden_size", semantic["hidden_size"]) != semantic["hidden_size"]:
-        raise CheckpointError(f"{where}: config.json says semantic_hidden_size "
-                              f"{config_json['semantic_hidden_size']}, the weights have {semantic['hidden_size']}")
+    said = (config_json or {}).get("semantic_hidden_size", semantic["hidden_size"])
+    if said != semantic["hidden_size"]:
+        raise CheckpointError(f"{where}: config.json says semantic_hidden_size {said}, the weights have "
+                              f"{semantic['hidden_size']}: the config belongs to another checkpoint")
     if hidden % RELEASE_HEAD_DIM:
         raise CheckpointError(f"{where}: decoder width {hidden} is not a multiple of the release's "
                               f"head size {RELEASE_HEAD_DIM}")

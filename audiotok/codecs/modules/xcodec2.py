@@ -12,6 +12,8 @@ Encoder (``[B, 1, T] -> [B, 2048, ceil(T / 320)]``, 50 Hz at 16 kHz):
   activations (2x up-sample, snake, 2x down-sample with Kaiser-sinc filters), strides 2·2·4·4·5;
 * both ``[B, 1024, F]`` are concatenated and mixed by ``fc_prior`` (Linear 2048 -> 2048).
 
+The semantic features are normalised per utterance, over the whole (padded) wave: the items of a batch
+must have equal lengths to be encoded as if alone (``Tokenizer.tokenize`` batches only equal lengths).
 The release emits ``floor(T / 320) + 1`` tokens (at an exact multiple of 320 it encodes one frame of
 padding); we compute the same frames and keep ``ceil(T / 320)`` of them, the library's contract, so
 the codes equal the release's except for that trailing padding token.
