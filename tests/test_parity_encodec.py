@@ -204,7 +204,8 @@ def test_named_configs_and_tiny_twin():
     assert (full.frame_rate, full.num_codebooks, full.codec.max_codebooks, full.bitrate) == (75.0, 8, 32, 6000.0)
     assert tiny.codec.num_parameters() < 1_000_000
     def layers(codec):  # the SEANet layer sequence: the twin has the same structure, narrower
-        return sorted({".".join(k.split(".")[:3]) for k in codec.state_dict() if k.startswith(("encoder.", "decoder."))})
+        keys = [k for k in codec.state_dict() if k.startswith(("encoder.", "decoder."))]
+        return sorted({".".join(k.split(".")[:3]) for k in keys})
     assert layers(tiny.codec) == layers(full.codec)
     wav = torch.randn(1, SR + 50) * 0.1
     tokens = tiny.tokenize(wav)

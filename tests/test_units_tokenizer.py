@@ -12,7 +12,8 @@ from audiotok.cli import main as audiotok_main
 from audiotok.distill.cache import build_cache
 from audiotok.distill.kmeans import KMeansUnits, fit_kmeans_on_cache
 from audiotok.distill.teachers import build_teacher
-from audiotok.tokenizers.units import NO_VOCODER, deduplicate, expand, units_codec_from_kmeans
+from audiotok.codecs.modules.ssl import NO_VOCODER
+from audiotok.tokenizers.units import deduplicate, expand, units_codec_from_kmeans
 
 transformers = pytest.importorskip("transformers")
 

@@ -34,10 +34,12 @@ from .quantizers import QUANTIZERS, QuantizerOutput
 ENCODERS = Registry("encoder")
 ENCODERS.register("seanet", SEANetEncoder)
 ENCODERS.register("xcodec2", "audiotok.codecs.modules.xcodec2.XCodec2Encoder")  # imported on first use
+ENCODERS.register("ssl_layer", "audiotok.codecs.modules.ssl.SSLLayerEncoder")  # HuBERT/WavLM layer (units)
 DECODERS = Registry("decoder")
 DECODERS.register("seanet", SEANetDecoder)
 DECODERS.register("vocos", "audiotok.codecs.modules.vocos.VocosDecoder")  # imported on first use
 DECODERS.register("xcodec2", "audiotok.codecs.modules.xcodec2.XCodec2Decoder")
+DECODERS.register("no_vocoder", "audiotok.codecs.modules.ssl.NoVocoder")  # units without a vocoder
 
 
 def _is_int(value: Any) -> bool:

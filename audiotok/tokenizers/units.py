@@ -6,14 +6,15 @@ its nearest k-means centroid: ``tokenize`` gives ``codes [B, 1, F]`` at the mode
 frames; no padding, so the units are those of the unpadded audio). This is the SLMTokBench / GSLM /
 SpeechGPT "HuBERT KM500" tokenizer.
 
-It is a :class:`~audiotok.codecs.Codec` like every other tokenizer, made of three parts:
+It is a :class:`~audiotok.codecs.Codec` like every other tokenizer (configs and family:
+:mod:`audiotok.families.units`), made of three parts:
 
-* encoder ``ssl_layer`` (:class:`SSLLayerEncoder`): the SSL model (built from its transformers config,
-  weights in the codec's ``model.safetensors``) and the layer to read;
+* encoder ``ssl_layer`` (:class:`~audiotok.codecs.modules.ssl.SSLLayerEncoder`): the SSL model (built
+  from its transformers config, weights in the codec's ``model.safetensors``) and the layer to read;
 * quantizer ``rvq`` with one level whose codebook holds the k-means centroids;
-* decoder: ``no_vocoder`` (:class:`NoVocoder`, ``detokenize`` raises a clear error) unless a unit
-  vocoder is configured: any decoder spec taking the units' centroid vectors ``[B, D, F]`` to audio
-  ``[B, 1, F * hop]`` (a registered decoder or ``{"class_path": ..., "init_args": ...}``).
+* decoder: ``no_vocoder`` (:class:`~audiotok.codecs.modules.ssl.NoVocoder`: ``detokenize`` raises a
+  clear error) unless a unit vocoder is configured: any decoder spec taking the units' centroid vectors
+  ``[B, D, F]`` to audio ``[B, 1, F * hop]`` (a registered decoder or ``{"class_path": ...}``).
 
 So it saves (``save_pretrained``), loads (``audiotok.load(folder)``), tokenizes corpora and runs the
 benchmarks like any codec. Build one from ``audiotok distill kmeans`` output with
@@ -24,111 +25,14 @@ returns each unit's duration in frames so that :func:`expand` restores the frame
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from audiotok.codecs.codec import Codec, CodecConfig
-
-SUPPORTED_MODEL_TYPES = ("hubert", "wavlm", "wav2vec2")
-NO_VOCODER = ("this units tokenizer has no unit vocoder, so units cannot be turned back into audio: "
-              "units keep what is said, not the voice. Configure a vocoder when building it "
-              "(units_codec_from_kmeans(..., vocoder={'class_path': 'my_pkg.UnitVocoder', 'init_args': "
-              "{...}}) or `audiotok distill units --vocoder-config vocoder.json`): a decoder taking the "
-              "units' centroid vectors [B, D, F] to audio [B, 1, F * hop]")
-
-
-class SSLLayerEncoder(nn.Module):
-    """A transformers SSL model's hidden state as a codec encoder: ``[B, 1, T] -> [B, D, F]``.
-
-    ``model_config``: the model's transformers config as a dict (``model_type`` and the fields that
-    differ from its defaults); the weights come with the codec. ``layer``: hidden state index (0 = the
-    projected conv features, ``L`` = after transformer layer ``L``, ``-1`` = last) or ``"avg"`` (mean
-    of all). ``normalize``: zero-mean unit-variance input per item (models trained so, e.g. HuBERT
-    large; the base models are not). Items of one batch must have equal lengths (the tokenizer batches
-    a non-causal codec that way), so no attention mask is needed.
-    """
-
-    def __init__(self, model_config: dict, layer: int | str = 9, normalize: bool = False,
-                 sample_rate: int = 16000):
-        super().__init__()
-        from transformers import AutoConfig, AutoModel
-
-        fields = dict(model_config)
-        model_type = fields.pop("model_type", None)
-        if model_type not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(f"ssl_layer encoder: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
-        config = AutoConfig.for_model(model_type, **fields)
-        self.model = AutoModel.from_config(config)
-        self.model.eval()
-        layers = config.num_hidden_layers
-        if layer != "avg" and not (isinstance(layer, int) and -(layers + 1) <= layer <= layers):
-            raise ValueError(f"ssl_layer encoder: layer {layer!r} is not 'avg' or a hidden state index "
-                             f"in [-{layers + 1}, {layers}] of this {layers}-layer model")
-        self.layer = layer
-        self.normalize = normalize
-        self.sample_rate = sample_rate
-        self.dimension = config.hidden_size
-        self.hop_length = math.prod(config.conv_stride)
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames of ``num_samples`` samples: the conv stack's ``floor((T - 400) / 320) + 1`` for HuBERT."""
-        return int(self.model._get_feat_extract_output_lengths(torch.tensor(num_samples)))
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        audio = wav[:, 0].float()
-        if self.normalize:
-            audio = (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(audio.var(-1, keepdim=True, unbiased=False) + 1e-7)
-        states = self.model(audio, output_hidden_states=True).hidden_states  # (L + 1) x [B, F, D]
-        chosen = torch.stack(states).mean(0) if self.layer == "avg" else states[self.layer]
-        return chosen.transpose(1, 2)
-
-
-class NoVocoder(nn.Module):
-    """The decoder of a units tokenizer without a vocoder: decoding raises ``RuntimeError`` saying so."""
-
-    unavailable_reason = "no unit vocoder configured: units cannot be resynthesised"
-
-    def __init__(self, hop_length: int = 320):
-        super().__init__()
-        self.hop_length = hop_length
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError(NO_VOCODER)
-
-
-def units_config(model_config: dict, centroids_shape: tuple[int, int], layer: int | str = 9,
-                 normalize: bool = False, sample_rate: int = 16000, vocoder: dict | None = None,
-                 name: str = "units") -> CodecConfig:
-    """The :class:`CodecConfig` of SSL ``model_config`` layer ``layer`` + ``K`` centroids of dim ``D``."""
-    num_units, dim = centroids_shape
-    hop = math.prod(model_config.get("conv_stride", (5, 2, 2, 2, 2, 2, 2)))
-    encoder = {"type": "ssl_layer", "model_config": dict(model_config), "layer": layer,
-               "normalize": normalize, "sample_rate": sample_rate}
-    quantizer = {"type": "rvq", "dim": dim, "n_q": 1, "codebook_size": num_units, "kmeans_init": False,
-                 "threshold_ema_dead_code": 0.0}
-    decoder = dict(vocoder) if vocoder else {"type": "no_vocoder", "hop_length": hop}
-    return CodecConfig(sample_rate=sample_rate, encoder=encoder, quantizer=quantizer, decoder=decoder,
-                       name=name, family="units")
-
-
-TINY_HUBERT = {"model_type": "hubert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "intermediate_size": 64, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16,
-               "num_conv_pos_embedding_groups": 2}
-
-
-def hubert_units_config(tiny: bool = False) -> CodecConfig:
-    """SLMTokBench's semantic baseline: HuBERT base (hubert-base-ls960 architecture) layer 9 and 500
-    units (50 Hz, 1 × 500, 448 bit/s); ``tiny``: a 2-layer, 32-wide HuBERT, layer 2, 64 units.
-    Registered names build random weights (random centroids too); real units come from
-    :func:`units_codec_from_kmeans`."""
-    if tiny:
-        return units_config(TINY_HUBERT, (64, 32), layer=2, name="hubert-units-tiny")
-    return units_config({"model_type": "hubert"}, (500, 768), layer=9, name="hubert-units")
+from audiotok.families.units import units_config
 
 
 def install_centroids(codec: Codec, centroids: torch.Tensor) -> Codec:
@@ -273,16 +177,3 @@ def save_atomic(codec: Codec, out: str | Path, overwrite: bool = False) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _register_parts() -> None:
-    """File the encoder and the no-vocoder decoder in the codec part registries (once)."""
-    from audiotok.codecs.codec import DECODERS, ENCODERS
-
-    if "ssl_layer" not in ENCODERS.names():
-        ENCODERS.register("ssl_layer", SSLLayerEncoder)
-    if "no_vocoder" not in DECODERS.names():
-        DECODERS.register("no_vocoder", NoVocoder)
-
-
-_register_parts()
