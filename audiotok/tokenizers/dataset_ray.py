@@ -57,6 +57,9 @@ RAY_EXTRA = "pip install 'audiotok[ray]'"
 ITEMS_PER_CALL = 32  # items per actor call: the window in which items are grouped by length
 READ_ITEMS_PER_TASK = 8
 READ_CPUS = 0.5  # what a read task reserves: decoding and resampling are light next to encoding
+# ... and memory for its decoded items. Also keeps Ray Data from fusing the reading into the tokenizer
+# actors (it fuses stages that ask for the same resources), so reads stay parallel to tokenizing.
+READ_MEMORY = 128 * 2**20
 
 
 def require_ray():
@@ -202,8 +205,7 @@ def _pipeline(ray, job: ShardJob, pending: list[int], options: RayOptions):
     # A read task's block is what an actor task takes at least: no larger than an actor call.
     audio = items.map_batches(read_items, batch_size=min(options.read_items_per_task, options.items_per_call),
                               batch_format="pyarrow",
-                              fn_kwargs={"dataset_ref": [dataset_ref]}, num_cpus=READ_CPUS,
-                              max_retries=3)  # also keeps Ray Data from fusing reading into the actors
+                              fn_kwargs={"dataset_ref": [dataset_ref]}, num_cpus=READ_CPUS, memory=READ_MEMORY)
     threads = max(1, int(options.cpus_per_worker))
     return audio.map_batches(
         TokenizeWorker, batch_size=options.items_per_call, batch_format="pyarrow",
