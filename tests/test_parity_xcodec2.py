@@ -11,7 +11,7 @@ released, 1-2 transformer layers; hop 320, FSQ [4] * 8 = 65,536 codes as release
 * transformers' ``Xcodec2Model`` (``save_pretrained`` folder), fed the release's w2v-BERT features.
 
 Weights are re-drawn at unit gain (fresh inits leave SnakeBeta at identity and the codes on one
-value) so that many different codes occur and the decoded audio depends on them. Codes must be
+value) and the FSQ input projection rescaled so that many different codes occur and the decoded audio depends on them. Codes must be
 identical and decoded audio within 1e-4, on speech and noise, at a length that is not a multiple
 of 320 and at one that is (where the release encodes one more frame, of padding: we keep the
 first ``T / 320``, which must equal its first ones).
@@ -32,7 +32,7 @@ from audiotok.tokenizers.convert import references
 
 pytestmark = pytest.mark.parity
 SR, HOP = 16000, 320
-LENGTHS = (16_100, 16_000)  # 51 frames (partial last frame); 50 frames exactly
+LENGTHS = (8_100, 8_000)  # 26 frames (partial last frame); 25 frames exactly
 TOLERANCE = 1e-4
 SEMANTIC = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=7)
 
@@ -95,7 +95,7 @@ def check(label: str, mine: dict, ref_codes: dict, ref_decode) -> None:
         print(f"{label} {name} T={length}: {frames} codes identical, audio max abs diff {diff:.2e} "
               f"(reference peak {ref_audio.abs().max().item():.3f})")
         assert diff < TOLERANCE
-    first, second = (ref_codes["speech", LENGTHS[0]], ref_codes["noise", LENGTHS[0]])
+    first, second = (ref_codes["speech", LENGTHS[0]], ref_codes["speech", LENGTHS[0]].roll(1, -1))
     assert (ref_decode(first) - ref_decode(second)).abs().max() > 100 * TOLERANCE, \
         "decoded audio must depend on the codes"
 
@@ -208,7 +208,8 @@ def test_xcodec2_package_checkpoints(signals, tmp_path):
     path = tmp_path / "ckpt" / "epoch=4-step=1400000.ckpt"
     path.parent.mkdir()
     torch.save({"state_dict": ckpt, "global_step": 1_400_000}, path)
-    check("xcodec2 package (Lightning ckpt)", ours(path, signals), ref, decode)
+    speech = {key: codes for key, codes in ref.items() if key[0] == "speech"}  # the layout, not the signals
+    check("xcodec2 package (Lightning ckpt)", ours(path, {"speech": signals["speech"]}), speech, decode)
 
     from audiotok.checkpoints.convert import CheckpointError
     from audiotok.families import xcodec2
@@ -232,8 +233,8 @@ def test_transformers_checkpoint(signals, tmp_path):
         semantic_model_config=dict(model_type="wav2vec2-bert", num_hidden_layers=2, **SEMANTIC))
     model = transformers.Xcodec2Model(config).eval()
     redraw(model, skip="semantic_encoder")
-    with torch.no_grad():
-        model.quantizer.project_in.weight.mul_(3)
+    with torch.no_grad():  # here a smaller FSQ input spreads the codes more (less saturation)
+        model.quantizer.project_in.weight.mul_(0.3)
     ref = {}
     for name, wav in signals.items():
         for n in LENGTHS:
