@@ -161,7 +161,7 @@ def two_nodes(request):
     common = ["--temp-dir", temp_dir, "--disable-usage-stats"]
     for node in (["--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false"],
                  ["--address", f"127.0.0.1:{port}", "--num-cpus", "2", "--resources", '{"tokenizer_node": 1}']):
-        done = subprocess.run(["ray", "start", *node, "--node-ip-address", "127.0.0.1",
+        done = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "start", *node, "--node-ip-address", "127.0.0.1",
                                "--dashboard-agent-listen-port", str(free_port()), *common],
                               capture_output=True, text=True, env=env, timeout=120)
         assert done.returncode == 0, f"ray start {' '.join(node)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -289,6 +289,25 @@ def test_rerun_skips_verified_shards_and_redoes_damaged_ones_across_engines(loca
     assert run()["redone"] == {} and not messages  # nothing pending: the pipeline does not even start
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.parquet")} == stamps
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+@needs_ray
+def test_saved_hugging_face_dataset(local_ray, audio_dir, tok, tmp_path):
+    """A ``datasets.Dataset`` source travels to the read tasks through the object store."""
+    datasets = pytest.importorskip("datasets")
+    from audiotok.tokenizers.dataset_ray import RayOptions, tokenize_dataset_ray
+
+    rows = [json.loads(line) for line in (audio_dir / "manifest.jsonl").read_text().splitlines()]
+    datasets.Dataset.from_dict({"audio": [str(audio_dir / r["path"]) for r in rows],
+                                "text": [r["text"] for r in rows]}).save_to_disk(str(tmp_path / "hf"))
+    source = datasets.load_from_disk(str(tmp_path / "hf"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tokenize_dataset(source, tmp_path / "local", tok, shard_size=4, progress_bar=False)
+    torch.set_num_threads(threads)
+    summary = tokenize_dataset_ray(source, tmp_path / "ray", tok, RayOptions(), report=lambda m: None, shard_size=4)
+    assert summary["rows"] == 10 and list(summary["failed"]) == [str(audio_dir / "bad.wav")]
+    assert read_shards(tmp_path / "ray").to_pylist() == read_shards(tmp_path / "local").to_pylist()
 
 
 # ---- the command line ----------------------------------------------------------------------------------------

@@ -57,9 +57,9 @@ RAY_EXTRA = "pip install 'audiotok[ray]'"
 ITEMS_PER_CALL = 32  # items per actor call: the window in which items are grouped by length
 READ_ITEMS_PER_TASK = 8
 READ_CPUS = 0.5  # what a read task reserves: decoding and resampling are light next to encoding
-# ... and memory for its decoded items. Also keeps Ray Data from fusing the reading into the tokenizer
+# ... and memory (its process and decoded items). Also keeps Ray Data from fusing the reading into the tokenizer
 # actors (it fuses stages that ask for the same resources), so reads stay parallel to tokenizing.
-READ_MEMORY = 128 * 2**20
+READ_MEMORY = 512 * 2**20  # a worker process with torch imported holds ~260 MiB before any audio
 
 
 def require_ray():
