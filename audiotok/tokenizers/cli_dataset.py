@@ -106,10 +106,9 @@ def ray_engine(args: argparse.Namespace):
 
         require_ray()
         options = RayOptions(**{name: getattr(args, name) for name in RAY_FLAGS if getattr(args, name) is not None})
-    except ImportError as err:
+    except (ImportError, ValueError) as err:  # no Ray; a bad worker size
         raise CommandError(str(err)) from None
-    except ValueError as err:
-        raise CommandError(str(err)) from None
+
     def run_on_ray(*positional, **keywords):
         import ray
 
