@@ -53,20 +53,6 @@ def batch() -> torch.Tensor:
                       0.1 * torch.randn(1, 1, length, generator=generator)])
 
 
-def spread(latents: torch.Tensor, codebooks) -> None:
-    """Give each codebook (with ``embed``/``embed_avg``/``cluster_size``/``inited``) real spread."""
-    def installer(codebook):
-        def install(centers):
-            codebook.embed.copy_(centers)
-            codebook.embed_avg.copy_(centers)
-            codebook.cluster_size.fill_(1.0)
-            codebook.inited.fill_(1.0)
-        return install
-
-    frames = latents.transpose(1, 2).reshape(-1, latents.shape[1])
-    references.spread_codebooks(frames, [(cb.embed.shape[0], installer(cb)) for cb in codebooks])
-
-
 @torch.no_grad()
 def propagate_parametrized(module: torch.nn.Module, gain: float = 1.2, bias_scale: float = 0.1) -> None:
     """:func:`references.propagate_signal` for parametrization-style weight norm (transformers 5)."""
@@ -111,7 +97,8 @@ def package(tmp_path_factory):
     references.propagate_signal(model.encoder)  # latents that vary: deep residuals far above rounding
     references.propagate_signal(model.decoder)
     with torch.no_grad():
-        spread(model.encoder(batch()), [layer._codebook for layer in model.quantizer.vq.layers])
+        codebooks = [layer._codebook for layer in model.quantizer.vq.layers]
+        references.spread_encodec_codebooks(model.encoder(batch()), codebooks)
     path = tmp_path_factory.mktemp("encodec_package") / "encodec_24khz-d7cc33bc.th"
     torch.save(model.state_dict(), path)
     return model, path
@@ -142,7 +129,8 @@ def hf_model():
     propagate_parametrized(model.encoder)
     propagate_parametrized(model.decoder)
     with torch.no_grad():
-        spread(model.encoder(batch()), [layer.codebook for layer in model.quantizer.layers])
+        codebooks = [layer.codebook for layer in model.quantizer.layers]
+        references.spread_encodec_codebooks(model.encoder(batch()), codebooks)
     return model
 
 

@@ -119,6 +119,23 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def detect_transformers_folder(files: Files, model_type: str, what: str, repo: str,
+                               convert: Callable[[Path], Codec]):
+    """Detector body for a transformers folder (``config.json`` with ``model_type`` +
+    ``model.safetensors``): ``convert(folder)`` deferred, None when ``files`` hold no such config, and
+    :class:`CheckpointError` naming ``repo`` when the weights file is missing next to it."""
+    if not files.concern(lambda f: f.name in ("config.json", "model.safetensors")):
+        return None
+    configs = files.pick(lambda f: (read_json(f) or {}).get("model_type") == model_type)
+    if not configs:
+        return None
+    folder = configs[0].parent
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"{configs[0]} is a {what} config, but {folder} has no model.safetensors; "
+                              f"download both files of {repo}")
+    return lambda: convert(folder)
+
+
 __all__ = ["WEIGHT_NORM_RULES", "CheckpointError", "Files", "State", "build", "codebook_from_encodec",
-           "load_converted", "read_json", "read_state", "rename", "require", "take", "torch_load_checkpoint",
+           "detect_transformers_folder", "load_converted", "read_json", "read_state", "rename", "require", "take", "torch_load_checkpoint",
            "unreadable_safetensors", "WEIGHT_SUFFIXES", "PathLike"]

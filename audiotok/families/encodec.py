@@ -36,8 +36,8 @@ from audiotok.checkpoints.convert import (
     State,
     build,
     codebook_from_encodec,
+    detect_transformers_folder,
     load_converted,
-    read_json,
     read_state,
     rename,
     require,
@@ -254,16 +254,8 @@ def detect_package(files: Files, trust_checkpoint: bool = False):
 
 def detect_hf(files: Files, trust_checkpoint: bool = False):  # safetensors: nothing to trust
     """The converter for a ``facebook/encodec_24khz`` folder (``config.json`` + ``model.safetensors``)."""
-    if not files.concern(lambda f: f.name in ("config.json", "model.safetensors")):
-        return None
-    configs = files.pick(lambda f: is_hf_encodec_config(read_json(f)))
-    if not configs:
-        return None
-    folder = configs[0].parent
-    if not (folder / "model.safetensors").is_file():
-        raise CheckpointError(f"{configs[0]} is a transformers EnCodec config, but {folder} has no "
-                              "model.safetensors; download both files of facebook/encodec_24khz")
-    return lambda: convert_hf(folder)
+    return detect_transformers_folder(files, "encodec", "transformers EnCodec", "facebook/encodec_24khz",
+                                      convert_hf)
 
 
 FAMILY = register_family(Family(

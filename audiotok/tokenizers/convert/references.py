@@ -93,6 +93,23 @@ def spread_codebooks(frames: torch.Tensor, codebooks: Sequence[tuple[int, Callab
 
 
 @torch.no_grad()
+def spread_encodec_codebooks(latents: torch.Tensor, codebooks: Sequence[torch.nn.Module], **options) -> None:
+    """:func:`spread_codebooks` for EnCodec-layout codebooks (buffers ``embed``, ``embed_avg``,
+    ``cluster_size``, ``inited``: EnCodec, SpeechTokenizer, transformers' ``EncodecModel``), spread
+    around ``latents [B, D, F]`` (what the first level quantizes), marked initialised."""
+    def installer(codebook):
+        def install(centers):
+            codebook.embed.copy_(centers)
+            codebook.embed_avg.copy_(centers)
+            codebook.cluster_size.fill_(1.0)
+            codebook.inited.fill_(1.0)
+        return install
+
+    frames = latents.transpose(1, 2).reshape(-1, latents.shape[1])
+    spread_codebooks(frames, [(cb.embed.shape[0], installer(cb)) for cb in codebooks], **options)
+
+
+@torch.no_grad()
 def propagate_signal(module: torch.nn.Module, gain: float = 1.2, bias_scale: float = 0.1) -> None:
     """Rescale a randomly initialised conv stack so its output depends on its input.
 
