@@ -1,17 +1,13 @@
-"""``audiotok demo``: the main job on a built-in default.
-
-Builds (or reuses) the offline speech corpus, takes a test utterance, tokenizes it with a codec,
-decodes it back, and prints what a speech-LM builder wants to know: sample rate, frame rate,
-codebooks, bitrate, tokens per second, and how close the resynthesis is. The default codec is a tiny
-WavTokenizer trained on that corpus and shipped with the package; a registered architecture name has random
-weights.
+"""The demo's work (``audiotok demo`` prints it: :mod:`audiotok.cli.demo`): tokenize an utterance with a
+codec, decode it back, and measure what a speech-LM builder wants to know: sample rate, frame rate,
+codebooks, bitrate, tokens per second, and how close the resynthesis is. The default input is a test
+utterance of the offline speech corpus (built or reused).
 """
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
 
 MEL_DISTANCE_MEANING = "mean |ln mel(original) - ln mel(resynthesis)| over 80 mel bands and all frames"
 HUM_HZ = 120.0
@@ -42,85 +38,61 @@ def steady_hum(wav, sample_rate: int):
     return (math.sqrt(2) * rms * torch.sin(2 * math.pi * HUM_HZ * t))[None]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--codec", default="wavtokenizer-tiny-trained",
-                        help="shipped trained name (e.g. mimi-tiny-trained), registered architecture "
-                        "(random weights), saved folder, checkpoint or official weights "
-                        "(default: wavtokenizer-tiny-trained, a tiny WavTokenizer trained on the built-in corpus)")
-    parser.add_argument("--audio", default=None, help="an audio file (default: a built-in corpus utterance)")
-    parser.add_argument("--out", default="demo_out", help="folder for the resynthesised audio")
-    parser.add_argument("--n-q", type=int, default=None, help="number of codebooks to use")
+def corpus_utterance() -> tuple[Path, str]:
+    """``(path, transcript)`` of the first test utterance of the tiny built-in corpus (built if missing)."""
+    from audiotok.data.corpus import ensure_corpus
+    from audiotok.data.sources import read_manifest
+
+    item = next(iter(read_manifest(ensure_corpus("tiny") / "test.jsonl")))
+    return Path(item.path), item.text
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from rich.console import Console
-    from rich.table import Table
+@dataclass
+class DemoResult:
+    """What :func:`resynthesize` measured: ``codes [Q, F]`` of the input, rates, timings, distances."""
 
-    import audiotok
-    from audiotok.cli import CommandError
-    from audiotok.data import AudioError, load_audio, save_audio
+    codes: object  # torch.Tensor [Q, F], the valid frames only
+    seconds: float  # input duration
+    sample_rate: int
+    frame_rate: float
+    codebook_size: int
+    encode_seconds: float
+    decode_seconds: float
+    mel_distance: float  # original vs resynthesis, see MEL_DISTANCE_MEANING
+    hum_distance: float  # original vs a steady hum as loud as it (the scale of "unrelated")
+    written: tuple[Path, Path]  # original.wav, resynthesis.wav
 
-    console = Console()
-    if args.audio is None:
-        from audiotok.data.corpus import ensure_corpus
-        from audiotok.data.sources import read_manifest
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the codes used."""
+        import math
 
-        corpus = ensure_corpus("tiny")
-        item = next(i for i in read_manifest(corpus / "test.jsonl"))
-        path, text = item.path, item.text
-    else:
-        path, text = Path(args.audio), None
-    from audiotok.data.sources import path_problem
+        return self.frame_rate * self.codes.shape[0] * math.log2(self.codebook_size)
 
-    problem = path_problem(path, expect="file")
-    if problem is not None:
-        raise CommandError(f"{path}: {problem}")
-    tok = audiotok.load(args.codec)
-    try:
-        wav, sr = load_audio(path, sample_rate=tok.sample_rate)
-    except AudioError as err:
-        raise CommandError(str(err)) from None
+
+def resynthesize(tok, path: str | Path, out: str | Path, n_q: int | None = None) -> DemoResult:
+    """Tokenize the audio file ``path`` with ``tok``, decode it to the input's exact length, write
+    ``out/original.wav`` and ``out/resynthesis.wav`` and measure both. An unreadable file raises
+    :class:`audiotok.data.AudioError`."""
+    from audiotok.data import load_audio, save_audio
+
+    wav, sr = load_audio(path, sample_rate=tok.sample_rate)
     start = time.perf_counter()
-    tokens = tok.tokenize(wav, sample_rate=sr, n_q=args.n_q)
+    tokens = tok.tokenize(wav, sample_rate=sr, n_q=n_q)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    decoded = tok.detokenize(tokens)  # TokenizedAudio: trimmed to the input's exact length
+    decoded = tok.detokenize(tokens)  # trimmed to the input's exact length
     decode_s = time.perf_counter() - start
     audio = decoded.audio[0, :, : int(decoded.lengths[0])]
     assert audio.shape[-1] == wav.shape[-1], (audio.shape, wav.shape)
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_audio(out / "original.wav", wav, tok.sample_rate)
-    save_audio(out / "resynthesis.wav", audio, tok.sample_rate)
-    mel_distance = log_mel_distance(wav, audio, tok.sample_rate)
-    hum_distance = log_mel_distance(wav, steady_hum(wav, tok.sample_rate), tok.sample_rate)
-    seconds = wav.shape[-1] / tok.sample_rate
-    codes = tokens.codes[0, :, : int(tokens.lengths[0])]
-
-    table = Table(title=f"audiotok demo: {args.codec}")
-    table.add_column("quantity")
-    table.add_column("value")
-    rows = [
-        ("input", f"{path} ({seconds:.2f} s)" + (f' "{text}"' if text else "")),
-        ("sample rate", f"{tok.sample_rate} Hz"),
-        ("frame rate", f"{tok.frame_rate:g} Hz"),
-        ("codebooks used × size", f"{codes.shape[0]} × {tok.codebook_size}"),
-        ("bitrate", f"{tok.frame_rate * codes.shape[0] * torch.log2(torch.tensor(float(tok.codebook_size))).item() / 1000:.3f} kbps"),
-        ("tokens", f"{codes.numel()} ({codes.numel() / seconds:.1f} tokens/s)"),
-        ("first frame codes", " ".join(str(int(c)) for c in codes[:, 0])),
-        ("encode / decode real-time factor", f"{encode_s / seconds:.3f} / {decode_s / seconds:.3f}"),
-        ("mel distance, original vs resynthesis", f"{mel_distance:.3f}"),
-        ("  what it means", f"{MEL_DISTANCE_MEANING}; 0 = identical; a steady {HUM_HZ:g} Hz hum as "
-                            f"loud as the input scores {hum_distance:.2f} here"),
-        ("written", f"{out / 'original.wav'}, {out / 'resynthesis.wav'}"),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
-    from audiotok.codecs import available
-
-    if args.codec in available():
-        console.print("[yellow]note:[/] a registered name has random weights: train one with "
-                      "`audiotok fit --config configs/mimi-tiny.yaml` or load official weights.")
-    return 0
+    written = (out / "original.wav", out / "resynthesis.wav")
+    save_audio(written[0], wav, tok.sample_rate)
+    save_audio(written[1], audio, tok.sample_rate)
+    return DemoResult(
+        codes=tokens.codes[0, :, : int(tokens.lengths[0])], seconds=wav.shape[-1] / tok.sample_rate,
+        sample_rate=tok.sample_rate, frame_rate=tok.frame_rate, codebook_size=tok.codebook_size,
+        encode_seconds=encode_s, decode_seconds=decode_s,
+        mel_distance=log_mel_distance(wav, audio, tok.sample_rate),
+        hum_distance=log_mel_distance(wav, steady_hum(wav, tok.sample_rate), tok.sample_rate), written=written)

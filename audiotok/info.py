@@ -1,22 +1,17 @@
-"""``audiotok info``: registered codec architectures and shipped trained tokenizers, with rates, sizes
-and whether their weights are trained.
+"""The table behind ``audiotok info`` (:mod:`audiotok.cli.info` prints it): registered codec architectures
+and shipped trained tokenizers, with rates, sizes and whether their weights are trained.
 
 Fast: the table is computed once (building each architecture on the ``meta`` device, loading the tiny
 shipped models) and cached in ``$AUDIOTOK_CACHE`` (default ``~/.cache/audiotok``) under a key that
 hashes the codec source files and the shipped models, so a later listing reads the cache without
-importing torch and any change to an architecture or a shipped model recomputes it. Names are never
-cut: a terminal wide enough gets a table, anything else (a narrow terminal, a pipe, a file,
-``--plain``) plain text columns.
+importing torch and any change to an architecture or a shipped model recomputes it.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
-import io
 import json
 import os
-import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -32,13 +27,6 @@ NOTE = (f"weights: {TRAINED} = a small model trained on the built-in corpus, shi
         f"{RANDOM} = a registered architecture: audiotok.load(name) builds it with fresh random weights "
         "(for shapes and tests; train it or load official weights for real codes). codebooks: used by "
         "default / available; size: codes per codebook.")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*",
-                        help="codec names (default: all registered architectures and shipped models)")
-    parser.add_argument("--plain", action="store_true",
-                        help="plain text columns even on a terminal (the default when output is piped)")
 
 
 def shipped_names() -> list[str]:
@@ -85,7 +73,7 @@ def compute_rows(names: list[str] | None) -> list[dict]:
     """The slow path: build each codec (registered ones on the meta device: no memory, no init)."""
     import torch
 
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.codecs import Codec, available, build_codec
 
     shipped, registered = shipped_names(), available()
@@ -132,30 +120,14 @@ def plain_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    rows = codec_rows(args.names or None)
-    text = plain_table(rows)
-    if not args.plain and sys.stdout.isatty():
-        from rich.console import Console
-
-        console, table = Console(), rich_table(rows)
-        natural = Console(width=100_000, file=io.StringIO()).measure(table).maximum
-        # On a terminal too narrow for the whole table, plain lines (soft-wrapped by the terminal) keep
-        # every name and number whole, where a squeezed table would fold or cut them.
-        if natural <= console.width:
-            console.print(table)
-            return 0
-    print(text)
-    print(f"\n{NOTE}")
-    return 0
-
-
 def rich_table(rows: list[dict]):
+    """A rich ``Table`` of ``rows`` with :data:`NOTE` as its caption; nothing wraps or is cut (check the
+    terminal's width first: :func:`audiotok.cli.info.run`)."""
     from rich import box
     from rich.table import Table
 
     table = Table(title="audiotok codecs", caption=NOTE, caption_justify="left", box=box.SIMPLE_HEAD)
-    for key, header in COLUMNS:  # nothing wraps or is cut: the caller checked the width
+    for key, header in COLUMNS:
         table.add_column(header, no_wrap=True, justify="left" if key in ("name", "weights", "family") else "right")
     for row in rows:
         table.add_row(*[row[k] for k, _ in COLUMNS])

@@ -21,8 +21,9 @@ import audiotok
 from audiotok.cli import main
 from audiotok.codecs.codec import Codec
 from audiotok.codecs.families import build_codec, get_config
+from audiotok.data import outputs
 from audiotok.tokenizers import CheckpointError, Tokenizer, load_training_checkpoint
-from audiotok.tokenizers import cli_output, cli_tokenize
+from audiotok.tokenizers import cli_tokenize
 from audiotok.tokenizers.convert import detect_and_convert
 
 
@@ -94,7 +95,7 @@ def audio_dir(tmp_path):
 
 def leftovers(folder: pathlib.Path) -> list[str]:
     """Temporary or lock-test files an interrupted write could leave behind."""
-    return sorted(p.name for p in folder.rglob("*") if cli_output.TEMP_MARK in p.name or "write-test" in p.name)
+    return sorted(p.name for p in folder.rglob("*") if outputs.TEMP_MARK in p.name or "write-test" in p.name)
 
 
 # ---- 1. pickled code in checkpoints is never run unless the caller trusts the file -------------------
@@ -354,7 +355,7 @@ def test_read_only_output_folder_fails_before_the_model_loads(model_dir, audio_d
     if os.geteuid() == 0:  # root writes anywhere: make the folder refuse like a read-only one
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
-        monkeypatch.setattr(cli_output.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output folder was checked")
@@ -397,7 +398,7 @@ def test_second_concurrent_run_into_the_same_folder_fails(model_dir, audio_dir, 
 def test_temporary_files_of_a_killed_run_are_removed_by_the_next(model_dir, audio_dir, tmp_path, capsys):
     out = tmp_path / "codes"
     (out / "spk").mkdir(parents=True)
-    stale = [out / f".a{cli_output.TEMP_MARK}4242.npy", out / "spk" / f".b{cli_output.TEMP_MARK}4242.npz"]
+    stale = [out / f".a{outputs.TEMP_MARK}4242.npy", out / "spk" / f".b{outputs.TEMP_MARK}4242.npz"]
     for path in stale:
         path.write_bytes(b"\x93NUMPY half")
     (out / ".keep-me").write_text("not ours")

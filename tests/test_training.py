@@ -251,7 +251,7 @@ def test_distillation_slot_trains_a_head_against_a_teacher():
 # ---- CLI ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_print_config_resolves_every_config(config, capsys):
-    from audiotok.training.cli import run_lightning_cli
+    from audiotok.cli.train import run_lightning_cli
 
     with pytest.raises(SystemExit) as done:
         run_lightning_cli(["fit", "--config", str(CONFIGS / config), "--print_config"])
@@ -280,7 +280,7 @@ def test_gan_steps_start_after_the_warm_up():
 
 
 def test_cli_fit_exports_a_tokenizer_and_resumes(tmp_path, monkeypatch):
-    from audiotok.training.cli import run_lightning_cli
+    from audiotok.cli.train import run_lightning_cli
 
     monkeypatch.chdir(tmp_path)
     config = str(CONFIGS / "wavtokenizer-tiny.yaml")
@@ -373,7 +373,7 @@ def test_init_from_refuses_a_config_that_does_not_fit(tmp_path):
 
 
 def test_cli_fine_tunes_from_a_saved_tokenizer(tmp_path, monkeypatch):
-    from audiotok.training.cli import run_lightning_cli
+    from audiotok.cli.train import run_lightning_cli
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(2)

@@ -159,7 +159,7 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
         try:
             tok = load_tokenizer(name, config.seed)
         except (ValueError, OSError) as err:  # CheckpointError is a ValueError
-            from audiotok.cli import CommandError
+            from audiotok.errors import CommandError
 
             raise CommandError(f"cannot load the tokenizer {name}: {err} (the tokenizers before it are "
                                f"cached under {out_dir / 'cache'}; a re-run reuses them)") from None

@@ -202,7 +202,7 @@ def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[s
     """Write ``report.json``, ``summary.md``, ``report.html`` and the summary figures as PNG files
     into ``out_dir``; return their paths."""
     from audiotok.benchmarks.results import machine_info
-    from audiotok.tokenizers.cli_output import write_atomic
+    from audiotok.data.outputs import write_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +220,6 @@ def write_report(report: dict, out_dir: str | Path, examples: int = 2) -> dict[s
 
 def write_text_atomic(path: Path, text: str) -> None:
     """A report file is either the old one or the complete new one (never half written: full disk, Ctrl-C)."""
-    from audiotok.tokenizers.cli_output import write_atomic
+    from audiotok.data.outputs import write_atomic
 
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

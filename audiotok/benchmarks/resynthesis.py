@@ -23,7 +23,7 @@ import torch
 from audiotok.benchmarks.protocol import tokenizer_identity
 from audiotok.data import load_audio
 from audiotok.data.sources import AudioItem
-from audiotok.tokenizers.cli_output import write_atomic
+from audiotok.data.outputs import write_atomic
 
 
 class Resynthesizer:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     import audiotok
     from audiotok.benchmarks.results import emit
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.tokenizers.dataset import read_shards, tokenize_dataset
 
     try:

@@ -1,11 +1,12 @@
-"""The ``audiotok`` command.
+"""The ``audiotok`` command: the one home of the command line.
 
-Each subcommand lives next to the code it drives and is imported only when it runs, so that
-``audiotok tokenize`` never pays for Lightning or transformers. A subcommand module provides
-``add_arguments(parser)`` and ``run(args) -> int``.
+One module per subcommand in this package (``audiotok/cli/<subcommand>.py``, dashes as underscores),
+each providing ``add_arguments(parser)`` and ``run(args) -> int``: it parses and prints; the work it
+drives lives in the library. Only the chosen subcommand's module is imported, so ``audiotok --help``
+and ``audiotok tokenize`` never pay for Lightning or transformers.
 
-Training subcommands (``fit``, ``validate``, ``test``) hand the rest of the command line to
-LightningCLI untouched.
+Training subcommands (``fit``, ``validate``, ``test``, ``predict``) hand the rest of the command line to
+LightningCLI untouched (:mod:`audiotok.cli.train`).
 """
 from __future__ import annotations
 
@@ -13,36 +14,30 @@ import argparse
 import importlib
 import sys
 
+from audiotok.errors import CommandError
+
+__all__ = ["CommandError", "LIGHTNING_SUBCOMMANDS", "SUBCOMMANDS", "main"]
+
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("audiotok.demo", "encode and decode a built-in sample with a codec; print its rates"),
-    "info": ("audiotok.info", "list codecs and shipped trained tokenizers: rates, sizes, trained or random weights"),
-    "corpus": ("audiotok.data.corpus_cli", "build the offline multi-speaker speech corpus"),
+    "demo": ("audiotok.cli.demo", "encode and decode a built-in sample with a codec; print its rates"),
+    "info": ("audiotok.cli.info", "list codecs and shipped trained tokenizers: rates, sizes, trained or random weights"),
+    "corpus": ("audiotok.cli.corpus", "build the offline multi-speaker speech corpus"),
     "tokenize": ("audiotok.tokenizers.cli_tokenize", "tokenize audio files or folders to codes"),
-    "detokenize": ("audiotok.tokenizers.cli_detokenize", "decode saved codes back to audio"),
+    "detokenize": ("audiotok.cli.detokenize", "decode saved codes back to audio"),
     "tokenize-dataset": ("audiotok.tokenizers.cli_dataset", "tokenize a dataset into shards for LMs"),
     "stream": ("audiotok.tokenizers.cli_stream", "stream a file frame by frame; report latency"),
-    "distill": ("audiotok.distill.cli", "teacher feature caches and k-means units"),
+    "distill": ("audiotok.cli.distill", "teacher feature caches and k-means units"),
     "bench": ("audiotok.benchmarks.cli", "benchmark tokenizers: probes, metrics, reports"),
-    "export": ("audiotok.export.cli", "export a codec for other runtimes: audiotok export onnx NAME -o DIR"),
+    "export": ("audiotok.cli.export", "export a codec for other runtimes: audiotok export onnx NAME -o DIR"),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-class CommandError(Exception):
-    """A problem with a command's arguments or surroundings (bad ``-o``, a model that does not load,
-    ``--n-q`` out of range, a busy output folder): ``main`` prints ``error: <message>`` as one line and
-    returns ``code`` (2, like argparse's usage errors) instead of a traceback."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-        from audiotok.training.cli import run_lightning_cli
+        from audiotok.cli.train import run_lightning_cli
 
         return run_lightning_cli(argv)
 
@@ -74,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from audiotok.cli import CommandError
-from audiotok.tokenizers.cli_output import is_temporary, output_lock, prepare_output, write_atomic
+from audiotok.data.outputs import is_temporary, output_lock, prepare_output, write_atomic
 from audiotok.tokenizers.cli_tokenize import (
     MANIFEST,
     TOKENIZER_INFO,

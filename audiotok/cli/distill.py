@@ -1,4 +1,5 @@
-"""``audiotok distill cache|kmeans``: precompute teacher features once; fit k-means pseudo-label units.
+"""``audiotok distill cache|kmeans|units``: precompute teacher features once; fit k-means pseudo-label units;
+make a units tokenizer of them.
 
 Examples::
 

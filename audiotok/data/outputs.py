@@ -1,4 +1,5 @@
-"""Output folders of the tokenize / detokenize commands: checked before any work, locked, written atomically.
+"""Output folders (of the tokenize, detokenize and tokenize-dataset commands, the benchmark reports):
+checked before any work, locked, written atomically.
 
 * :func:`prepare_output` refuses an ``-o`` that is an existing file or a folder that cannot be
   created or written, before the model is loaded;
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from audiotok.cli import CommandError
+from audiotok.errors import CommandError
 
 LOCK_NAME = ".audiotok.lock"
 TEMP_MARK = ".tmp-"  # temporary files are ".<stem>.tmp-<pid><suffix>": hidden, never listed as outputs

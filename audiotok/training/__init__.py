@@ -1,11 +1,11 @@
-"""Training: one GAN LightningModule for every codec, recipes, data module, checkpoints, CLI.
+"""Training: one GAN LightningModule for every codec, recipes, data module, checkpoints.
 
 Importing this package is cheap; Lightning loads with the first name that needs it::
 
     from audiotok.training import CodecLightningModule, CodecDataModule
     module = CodecLightningModule(codec="mimi-tiny", recipe="mimi")
 
-Command line: ``audiotok fit --config configs/<recipe>.yaml`` (LightningCLI; see ``cli.py``).
+Command line: ``audiotok fit --config configs/<recipe>.yaml`` (LightningCLI; see :mod:`audiotok.cli.train`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ _EXPORTS = {
     "CodecDataModule": "data",
     "RECIPES": "recipes", "get_recipe": "recipes",
     "AtomicCheckpointIO": "checkpointing", "ExportTokenizer": "checkpointing",
-    "run_lightning_cli": "cli",
     "Balancer": "losses", "MultiScaleMelLoss": "losses", "MultiResolutionSTFTLoss": "losses",
     "waveform_l1_loss": "losses",
 }  # fmt: skip
