@@ -85,6 +85,17 @@ def test_detokenize_without_vocoder_says_why(built):
     assert str(err.value) == NO_VOCODER
 
 
+def test_cli_detokenize_refuses_in_one_line(built, tmp_path, capsys):
+    root, _ = built
+    wavs = str(root / "audio" / "0.wav")
+    assert audiotok_main(["tokenize", "-m", str(root / "tokenizer"), "-o", str(tmp_path / "codes"), wavs]) == 0
+    capsys.readouterr()
+    assert audiotok_main(["detokenize", "-m", str(root / "tokenizer"), str(tmp_path / "codes"),
+                          "-o", str(tmp_path / "audio")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot detokenize: no unit vocoder configured" in err and "Traceback" not in err
+
+
 def test_configured_vocoder_decodes(built):
     root, _ = built
     vocoder = {"type": "seanet", "dimension": 16, "n_filters": 4, "ratios": [8, 5, 4, 2], "lstm_layers": 0}

@@ -209,9 +209,8 @@ def _resynthesis(name, tok, resynth: Resynthesizer, n_q: int, test, references, 
 
 
 def no_decoder_reason(tok) -> str | None:
-    """Why ``tok`` cannot detokenize (its decoder's ``unavailable_reason``), or None when it can."""
-    decoder = getattr(getattr(tok, "codec", None), "decoder", None)
-    return getattr(decoder, "unavailable_reason", None)
+    """Why ``tok`` cannot detokenize (:attr:`~audiotok.codecs.Codec.decoder_unavailable`), or None."""
+    return getattr(getattr(tok, "codec", None), "decoder_unavailable", None)
 
 
 def _unscored(name, tok, n_q: int, test, judges: Judges, reason: str) -> tuple[dict, list[dict]]:

@@ -182,6 +182,8 @@ def _run(args: argparse.Namespace, out: Path) -> int:
     args.semantic_only, args.chunk_seconds = False, getattr(args, "chunk_seconds", 30.0)
     tok = load_tokenizer(args, find_model(args, infos))
     check_tokenizer(infos, tok, getattr(args, "force", False))
+    if tok.codec.decoder_unavailable:
+        raise CommandError(f"{tok.source} cannot detokenize: {tok.codec.decoder_unavailable}")
     written = 0
     with tqdm(total=len(entries), unit="file", desc="detokenize", disable=None) as bar:
         for start in range(0, len(entries), args.batch_size):

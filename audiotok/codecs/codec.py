@@ -229,6 +229,12 @@ class Codec(StreamingModule):
     def is_causal(self) -> bool:
         return self.config.causal
 
+    @property
+    def decoder_unavailable(self) -> str | None:
+        """Why ``decode`` cannot run (its decoder's ``unavailable_reason``: a units tokenizer without
+        a vocoder), or None when it can."""
+        return getattr(self.decoder, "unavailable_reason", None)
+
     def num_frames(self, num_samples: int) -> int:
         return math.ceil(num_samples / self.hop_length)
 
