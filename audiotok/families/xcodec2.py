@@ -409,7 +409,11 @@ def detect_training(files: Files, trust_checkpoint: bool = False):
     conversion."""
     if not files.concern(lambda f: f.suffix == ".ckpt"):
         return None
-    for path in files.pick(lambda f: f.suffix == ".ckpt"):
+    # Only a .ckpt named by the caller, or the one in the release's ckpt/ folder: reading every .ckpt
+    # next to other files (runs of other codecs) would be slow and could refuse untrusted ones.
+    candidates = [f for f in files.given if f.suffix == ".ckpt"] or [
+        f for f in files.nearby if f.suffix == ".ckpt" and f.parent.name == "ckpt"]
+    for path in candidates:
         state = lightning_state(torch_load_checkpoint(path, trust_checkpoint), str(path))
         if is_official_state(state):
             return lambda path=path, state=state: convert_official(path, state=state)
