@@ -135,6 +135,13 @@ def test_official_checkpoint_errors(tmp_path):
         xcodec2.convert_official(folder / "x.safetensors", state={"encoder.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="no w2v-BERT tensor"):
         xcodec2.official_config({"CodecEnc.conv_blocks.0.bias": torch.zeros(4)}, where="ckpt")
+    import transformers
+
+    if hasattr(transformers, "Xcodec2Config"):  # a transformers config of another decoder is refused
+        hf = transformers.Xcodec2Config().to_dict()
+        assert xcodec2.hf_config(hf) == xcodec2.config()
+        with pytest.raises(CheckpointError, match="rope_theta"):
+            xcodec2.hf_config({**hf, "rope_parameters": {"rope_type": "default", "rope_theta": 500_000.0}})
 
 
 def test_info_lists_xcodec2():

@@ -216,6 +216,16 @@ def hf_config(config_json: dict, where: str = "config.json") -> CodecConfig:
     if head_dim * heads != hidden or config_json.get("num_key_value_heads", heads) != heads:
         raise CheckpointError(f"{where}: attention with head_dim {head_dim}, {heads} heads and "
                               f"{config_json.get('num_key_value_heads')} kv heads is not the release's MHA")
+    rope = config_json.get("rope_parameters") or {}
+    release = {"hidden_act": (config_json.get("hidden_act", "silu"), "silu"),
+               "rms_norm_eps": (config_json.get("rms_norm_eps", 1e-6), 1e-6),
+               "attention_bias": (config_json.get("attention_bias", False), False),
+               "rope_theta": (rope.get("rope_theta", 10_000.0), 10_000.0),
+               "rope_type": (rope.get("rope_type", "default"), "default")}
+    other = {k: got for k, (got, want) in release.items() if got != want}
+    if other:
+        raise CheckpointError(f"{where}: options {other} differ from the release's decoder (SiLU MLP, RMSNorm "
+                              "1e-6, no attention biases, default RoPE 10000), which is all we implement")
     semantic = {**W2V_BERT_2, **{k: sem[k] for k in W2V_BERT_2 if k in sem},
                 "mask_time_prob": 0.0, "apply_spec_augment": False, "layerdrop": 0.0}
     return config().replace(
