@@ -45,6 +45,7 @@ from audiotok.checkpoints.convert import (
     Files,
     State,
     build,
+    detect_transformers_folder,
     load_converted,
     read_json,
     read_state,
@@ -135,11 +136,6 @@ RELEASE_HEAD_DIM = 64
 def is_official_config(data: dict | None) -> bool:
     """The ``config.json`` of ``HKUST-Audio/xcodec2`` (``BigCodecConfig``)."""
     return isinstance(data, dict) and data.get("model_type") == "xcodec" and "codec_decoder_hidden_size" in data
-
-
-def is_hf_config(data: dict | None) -> bool:
-    """The ``config.json`` of a transformers ``Xcodec2Model``."""
-    return isinstance(data, dict) and data.get("model_type") == "xcodec2"
 
 
 def is_official_state(keys) -> bool:
@@ -432,10 +428,8 @@ def detect_training(files: Files, trust_checkpoint: bool = False):
 
 def detect_hf(files: Files, trust_checkpoint: bool = False):  # safetensors: nothing to trust
     """A transformers ``Xcodec2Model`` folder (``config.json`` + ``model.safetensors``), or None."""
-    if not files.concern(lambda f: f.name in ("config.json", "model.safetensors")):
-        return None
-    configs = files.pick(lambda f: is_hf_config(read_json(f)))
-    return (lambda: convert_hf(configs[0].parent)) if configs else None
+    return detect_transformers_folder(files, "xcodec2", "transformers Xcodec2", "HKUSTAudio/xcodec2-hf",
+                                      convert_hf)
 
 
 FAMILY = register_family(Family(
