@@ -102,9 +102,13 @@ def config(tiny: bool = False) -> CodecConfig:
 #   the release's hops are not published) -- the MRD is UnivNet's 2-D conv stack on magnitudes, not
 #   ParallelWaveGAN's SpecDiscriminator layer for layer;
 # * adversarial "dac": LSGAN summed, FM summed over layers except logits and over discriminators;
-# * weights: BigCodec's defaults (mel 15, adversarial 1, feature matching 1); the semantic loss weight
-#   is not published (distill 1.0 here, the distillation slot standing in for fc_post_s + decoder: set
-#   a w2v-BERT 2.0 layer-16 teacher); WarmupLR is approximated by cosine decay.
+# * weights: BigCodec's defaults (mel 15, adversarial 1, feature matching 1; X-Codec-2.0's own YAML is
+#   not published with the code we could read); "commitment" 1 weighs our FSQ range penalty (zero while
+#   the projected latent stays within +-2; the release has none); WarmupLR is approximated by cosine decay;
+#   batch, crop length and steps are not published.
+# * NOT expressible yet: the semantic reconstruction term. Its weight is not published either; the
+#   distillation slot (distill 1.0) is where it belongs, but the library has no w2v-BERT teacher kind
+#   (it needs XCodec2's filterbank input) nor an MSE distillation kind, so it is off unless a slot is set.
 RECIPE: dict[str, Any] = {
     "codec_overrides": {},
     "discriminators": "xcodec2",  # preset: MPD + MRD at the release's 8 FFT sizes
