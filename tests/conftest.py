@@ -36,6 +36,14 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture()
+def one_thread(_seed_and_threads):
+    """One torch thread for the test (``_seed_and_threads`` sets the default back for the next one):
+    frame-sized ops, LSTMs and small convs run faster on one thread than on two contended ones. A
+    module asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    torch.set_num_threads(1)
+
+
 _BASETEMP: Path | None = None
 
 

@@ -6,6 +6,7 @@ import torch
 
 from audiotok.codecs import Codec, CodecConfig, available, build_codec, get_config
 from audiotok.codecs.modules.conv import Conv1d, ConvTranspose1d
+from audiotok.testing import spread_codebooks
 
 # Reference trainable parameter counts (shared/reference; WavTokenizer: our measured figure of the
 # generator actually used, the reference's 72.1 M / 71.75 M).
@@ -50,21 +51,11 @@ def test_speechtokenizer_state_dict_layout():
     assert keys["transform.weight"].shape == (768, 1024)
 
 
-def _spread(codec: Codec, seconds: float = 1.0) -> Codec:
-    """One training forward so k-means gives the codebooks real spread, then eval."""
-    codec.train()
-    with torch.no_grad():
-        codec.quantizer.set_update_ema(True)
-        codec(torch.randn(2, 1, int(codec.sample_rate * seconds)) * 0.3)
-        codec.quantizer.set_update_ema(None)
-    return codec.eval()
-
-
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_shapes_ranges_and_lengths(name):
     codec = build_codec(name)
     assert codec.num_parameters() < 1_000_000
-    _spread(codec)
+    spread_codebooks(codec)
     for length in (codec.hop_length * 3, codec.hop_length * 3 + 17):
         wav = torch.randn(2, 1, length)
         with torch.no_grad():
@@ -92,7 +83,7 @@ def test_training_forward_reaches_encoder(name):
 
 
 def test_n_q_honoured_everywhere():
-    codec = _spread(build_codec("mimi-tiny"))
+    codec = spread_codebooks(build_codec("mimi-tiny"))
     wav = torch.randn(1, 1, codec.hop_length * 4)
     with torch.no_grad():
         assert codec.encode(wav, n_q=3).shape[1] == 3
@@ -128,7 +119,7 @@ def test_config_round_trip(tmp_path):
 
 
 def test_save_load_and_fold(tmp_path):
-    codec = _spread(build_codec("speechtokenizer-tiny"))
+    codec = spread_codebooks(build_codec("speechtokenizer-tiny"))
     wav = torch.randn(1, 1, 3200)
     with torch.no_grad():
         codes = codec.encode(wav)
@@ -162,7 +153,7 @@ def test_seeded_determinism():
 
 def test_parts_mix_across_families():
     """A Mimi-style causal streaming codec with WavTokenizer's single codebook is a config change."""
-    mix = _spread(build_codec("mimi-single-codebook-tiny"))
+    mix = spread_codebooks(build_codec("mimi-single-codebook-tiny"))
     assert mix.is_causal and mix.max_codebooks == 1 and mix.frame_rate == 12.5
     wav = torch.randn(1, 1, mix.hop_length * 6)
     with torch.no_grad():

@@ -19,12 +19,7 @@ SUBS = {"mpd": 5, "msd": 3, "msstft": 5, "mrd": 3, "mbstft": 3}
 LAYERS = {"mpd": 5, "msd": 7, "msstft": 5, "mrd": 5, "mbstft": 25}  # feature maps per sub-discriminator
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", sorted(DISCRIMINATORS))

@@ -8,12 +8,7 @@ import torch
 from audiotok.dsp import MelSpectrogram, hz_to_mel, mel_filterbank, mel_to_hz, stft
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("scale", ["htk", "slaney"])

@@ -21,12 +21,7 @@ from audiotok.training.losses import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 REAL = [torch.tensor([0.5, 2.0]), torch.tensor([[-1.0, 0.0, 1.5]])]

@@ -15,40 +15,16 @@ from audiotok.codecs.codec import Codec  # noqa: E402
 from audiotok.codecs.families import get_config  # noqa: E402
 from audiotok.export.onnx import export_onnx  # noqa: E402
 from audiotok.export.onnx_runtime import OnnxCodec  # noqa: E402
+from audiotok.testing import spread_codebooks  # noqa: E402
 
 FAMILIES = ["speechtokenizer-tiny", "mimi-tiny", "wavtokenizer-tiny"]
 AUDIO_TOL = 1e-4
 
 
-def _spread_codebooks(codec: Codec, seed: int = 0) -> Codec:
-    """Codebooks initialised with distinct codes, as a trained tokenizer has (tests/test_training.py
-    marks them initialised the same way); the codes are latent frames of random audio plus noise, so
-    that random-weight latents (far from N(0, 1) codes) still spread over many codes per level."""
-    generator = torch.Generator().manual_seed(seed)
-    wav = 0.3 * torch.randn(2, 1, 16 * codec.hop_length, generator=generator)
-    for codebook in codec.quantizer.codebooks():  # level by level: each sees the earlier levels' residual
-        seen = []
-        quantize = codebook.quantize
-        codebook.quantize = lambda x, _quantize=quantize: seen.append(x.detach()) or _quantize(x)
-        try:
-            with torch.no_grad():
-                codec.encode(wav)
-        finally:
-            del codebook.quantize
-        frames = seen[0]
-        size = codebook.embed.shape[0]
-        rows = frames[torch.randperm(frames.shape[0], generator=generator)[torch.arange(size) % frames.shape[0]]]
-        codebook.embed.copy_(rows + 0.1 * frames.std() * torch.randn(rows.shape, generator=generator))
-        codebook.embed_avg.copy_(codebook.embed)
-        codebook.cluster_size.fill_(1.0)
-        codebook.initialized.fill_(1.0)
-    return codec
-
-
 def _codec(name: str, seed: int = 0) -> Codec:
     torch.manual_seed(seed)
     codec = Codec(get_config(name)).eval().fold_weight_norm()
-    return _spread_codebooks(codec, seed)
+    return spread_codebooks(codec, seed=seed)
 
 
 def _session(path):

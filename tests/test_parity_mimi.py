@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import audiotok
+from audiotok.testing import spread_levels
 from audiotok.tokenizers.convert import references
 
 pytestmark = pytest.mark.parity
@@ -36,7 +37,7 @@ def spread(rvq, latents: torch.Tensor, install_one) -> None:
         projected = rvq.input_proj(latents)
     frames = projected.transpose(1, 2).reshape(-1, projected.shape[1])
     layers = list(rvq.vq.layers if hasattr(rvq, "vq") else rvq.layers)
-    references.spread_codebooks(frames, [(2048, install_one(layer)) for layer in layers], seed=len(layers))
+    spread_levels(frames, [(2048, install_one(layer)) for layer in layers], seed=len(layers))
 
 
 def check(outputs: dict, label: str) -> None:

@@ -13,6 +13,7 @@ import torch
 import audiotok
 from audiotok.codecs.families import build_codec
 from audiotok.data import AudioError
+from audiotok.testing import spread_codebooks
 from audiotok.tokenizers import (
     CheckpointError,
     Tokenizer,
@@ -25,19 +26,11 @@ from audiotok.tokenizers import (
 NAMES = ["mimi-tiny", "speechtokenizer-tiny", "wavtokenizer-tiny"]
 
 
-def spread_codec(name: str):
-    """A tiny codec whose codebooks were k-means-initialised on noise, so codes vary."""
-    torch.manual_seed(0)
-    codec = build_codec(name)
-    codec.train()
-    codec(torch.randn(2, 1, codec.sample_rate) * 0.1)  # with grad: the codebooks update only then
-    return codec.eval()
-
-
 @pytest.fixture(scope="module", params=NAMES)
 def tok(request) -> Tokenizer:
     torch.set_num_threads(1)
-    return Tokenizer(spread_codec(request.param), source=request.param)
+    torch.manual_seed(0)
+    return Tokenizer(spread_codebooks(build_codec(request.param)), source=request.param)
 
 
 def noise(n: int, seed: int = 0, channels: int | None = None) -> torch.Tensor:
@@ -153,7 +146,7 @@ def test_mismatched_folder_is_a_clear_error(tmp_path):
 
 
 def test_training_checkpoint(tmp_path):
-    codec = spread_codec("mimi-tiny")
+    codec = spread_codebooks(build_codec("mimi-tiny"))
     state = {f"codec.{k}": v for k, v in codec.state_dict().items()}
     state["discriminator.w"] = torch.zeros(1)
     torch.save({"state_dict": state, "audiotok_codec_config": codec.config.to_dict(),

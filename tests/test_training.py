@@ -17,6 +17,7 @@ from audiotok.training.module import CodecLightningModule
 from audiotok.discriminators import DISCRIMINATOR_PRESETS, build_discriminators
 from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
+from audiotok.testing import spread_codebooks
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = {  # (codec, recipe, discriminator width)
@@ -26,12 +27,7 @@ TINY = {  # (codec, recipe, discriminator width)
 }
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class LossRecorder(pl.Callback):
@@ -343,19 +339,9 @@ def test_ddp_two_ranks_stay_identical(tmp_path):
 
 
 # ---- fine-tuning from a saved tokenizer -------------------------------------------------------------
-def _spread_codebooks(codec: Codec) -> Codec:
-    """Mark codebooks initialised with distinct random codes (as a trained tokenizer has)."""
-    for codebook in codec.quantizer.codebooks():
-        codebook.embed.normal_()
-        codebook.embed_avg.copy_(codebook.embed)
-        codebook.cluster_size.fill_(1.0)
-        codebook.initialized.fill_(1.0)
-    return codec
-
-
 def test_init_from_a_saved_tokenizer_starts_from_its_weights(tmp_path):
     torch.manual_seed(1)
-    saved = _spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
+    saved = spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
     saved.save_pretrained(tmp_path / "tok")
     module = CodecLightningModule(init_from=str(tmp_path / "tok"), recipe="wavtokenizer",
                                   discriminator_width=0.0625, quantizer_warmup_steps=100)
@@ -377,7 +363,7 @@ def test_cli_fine_tunes_from_a_saved_tokenizer(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(2)
-    saved = _spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
+    saved = spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
     saved.save_pretrained(tmp_path / "tok")
     config = str(CONFIGS / "wavtokenizer-tiny.yaml")
     assert run_lightning_cli(["fit", "--config", config, "--model.codec", "null", "--model.init_from",
