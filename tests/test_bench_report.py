@@ -88,7 +88,7 @@ def test_second_run_reads_the_cache(report_dir, small_manifest):
 
 
 def test_missing_sub_benchmark_says_so(capsys):
-    from audiotok.benchmarks.cli import SUB_BENCHMARKS, run_sub_benchmark
+    from audiotok.cli.bench import SUB_BENCHMARKS, run_sub_benchmark
 
     SUB_BENCHMARKS["nothing"] = ("audiotok.benchmarks.does_not_exist", "test")
     try:

@@ -19,11 +19,11 @@ import yaml
 
 import audiotok
 from audiotok.cli import main
+from audiotok.cli import tokenize as cli_tokenize
 from audiotok.codecs.codec import Codec
 from audiotok.codecs.families import build_codec, get_config
 from audiotok.data import outputs
 from audiotok.tokenizers import CheckpointError, Tokenizer, load_training_checkpoint
-from audiotok.tokenizers import cli_tokenize
 from audiotok.tokenizers.convert import detect_and_convert
 
 

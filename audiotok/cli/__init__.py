@@ -23,12 +23,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("audiotok.cli.demo", "encode and decode a built-in sample with a codec; print its rates"),
     "info": ("audiotok.cli.info", "list codecs and shipped trained tokenizers: rates, sizes, trained or random weights"),
     "corpus": ("audiotok.cli.corpus", "build the offline multi-speaker speech corpus"),
-    "tokenize": ("audiotok.tokenizers.cli_tokenize", "tokenize audio files or folders to codes"),
+    "tokenize": ("audiotok.cli.tokenize", "tokenize audio files or folders to codes"),
     "detokenize": ("audiotok.cli.detokenize", "decode saved codes back to audio"),
-    "tokenize-dataset": ("audiotok.tokenizers.cli_dataset", "tokenize a dataset into shards for LMs"),
-    "stream": ("audiotok.tokenizers.cli_stream", "stream a file frame by frame; report latency"),
+    "tokenize-dataset": ("audiotok.cli.tokenize_dataset", "tokenize a dataset into shards for LMs"),
+    "stream": ("audiotok.cli.stream", "stream a file frame by frame; report latency"),
     "distill": ("audiotok.cli.distill", "teacher feature caches and k-means units"),
-    "bench": ("audiotok.benchmarks.cli", "benchmark tokenizers: probes, metrics, reports"),
+    "bench": ("audiotok.cli.bench", "benchmark tokenizers: probes, metrics, reports"),
     "export": ("audiotok.cli.export", "export a codec for other runtimes: audiotok export onnx NAME -o DIR"),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")

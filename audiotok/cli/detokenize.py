@@ -20,7 +20,7 @@ import torch
 
 from audiotok.cli import CommandError
 from audiotok.data.outputs import is_temporary, output_lock, prepare_output, write_atomic
-from audiotok.tokenizers.cli_tokenize import (
+from audiotok.cli.tokenize import (
     MANIFEST,
     TOKENIZER_INFO,
     add_model_arguments,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from audiotok.cli import CommandError
-from audiotok.tokenizers.cli_output import output_lock, prepare_output, write_atomic
+from audiotok.data.outputs import output_lock, prepare_output, write_atomic
 
 MANIFEST = "manifest.jsonl"
 TOKENIZER_INFO = "tokenizer.json"
@@ -45,12 +45,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) 
 def load_tokenizer(args: argparse.Namespace, model: str | None = None):
     """The tokenizer the arguments ask for; :class:`CommandError` (one line, exit 2) if it cannot be
     loaded or has no ``--n-q`` codebooks."""
-    import audiotok
-    from audiotok.tokenizers.loading import TRUST_ADVICE
+    from audiotok.tokenizers.loading import TRUST_ADVICE, load
 
     model = model or args.model
     try:
-        tok = audiotok.load(model, device=args.device, batch_size=args.batch_size,
+        tok = load(model, device=args.device, batch_size=args.batch_size,
                             chunk_seconds=getattr(args, "chunk_seconds", 30.0),
                             trust_checkpoint=getattr(args, "trust_checkpoint", False))
     except (ValueError, OSError) as err:  # CheckpointError and AudioError are ValueErrors

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from audiotok.tokenizers.cli_tokenize import add_model_arguments, load_tokenizer
+from audiotok.cli.tokenize import add_model_arguments, load_tokenizer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ def ray_engine(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from audiotok.cli import CommandError
-    from audiotok.tokenizers.cli_output import prepare_output
+    from audiotok.data.outputs import prepare_output
     from audiotok.tokenizers.dataset import ShardWriteError, tokenize_dataset
     from audiotok.tokenizers.flatten import FlattenSpec, llasa_offset
 

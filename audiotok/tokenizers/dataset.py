@@ -349,7 +349,7 @@ def tokenize_dataset(source, output: str | Path, tokenizer: Tokenizer, shard_siz
     either engine can resume the other's output.
     """
     from audiotok.data.datasets import build_dataset
-    from audiotok.tokenizers.cli_output import output_lock
+    from audiotok.data.outputs import output_lock
 
     if flatten is not None and flatten.codebook_size != tokenizer.codebook_size:
         raise ValueError(f"flatten codebook_size {flatten.codebook_size} != the tokenizer's "
