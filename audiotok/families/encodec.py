@@ -57,12 +57,13 @@ UNSUPPORTED_48K = ("EnCodec 48 kHz (stereo, time-group-norm convolutions, 1 s se
 
 
 def config(tiny: bool = False, n_q: int = 32, n_filters: int = 32, dimension: int = 128,
-                   codebook_size: int = 1024, lstm_layers: int = 2, ratios=(8, 5, 4, 2),
-                   causal: bool = True, true_skip: bool = False, sample_rate: int = 24000,
-                   pad_mode: str = "reflect", **seanet) -> CodecConfig:
+           codebook_size: int = 1024, lstm_layers: int = 2, ratios=(8, 5, 4, 2), causal: bool = True,
+           true_skip: bool = False, sample_rate: int = 24000, pad_mode: str = "reflect",
+           **seanet) -> CodecConfig:
     """EnCodec 24 kHz: causal SEANet with LSTM (reflect padding), RVQ ``n_q`` × 1024 × 128 at 75 Hz.
 
-    ``tiny``: a < 1 M parameter twin (8 filters, dimension 32, one LSTM layer, 8 × 256 codes).
+    ``tiny``: a < 1 M parameter twin (8 filters, dimension 32, one LSTM layer, 8 × 256 codes). By
+    default 8 codebooks are used (6 kbps, the setting of VALL-E and SLMTokBench), all with ``n_q``.
     The codec-level ``causal`` flag stays False: the convs look only at the past, but the official
     model reflect-pads the end of the input, so the last frame depends on the length and audiotok
     encodes EnCodec offline (no streaming), exactly as the reference does.
@@ -76,11 +77,10 @@ def config(tiny: bool = False, n_q: int = 32, n_filters: int = 32, dimension: in
     part.update(seanet)
     quantizer = dict(type="rvq", dim=dimension, n_q=n_q, codebook_size=codebook_size,
                      commitment_reduction="mean", **ema_codebook(50))
-    frame_rate = sample_rate / math.prod(ratios)
-    default = n_q_for_bandwidth(6.0, frame_rate, codebook_size, n_q) if not tiny else n_q
+    six_kbps = int(6000 // (sample_rate / math.prod(ratios) * math.log2(codebook_size)))  # 8 at full size
     return CodecConfig(sample_rate=sample_rate, encoder=dict(type="seanet", **part),
                        quantizer=quantizer, decoder=dict(type="seanet", **part), causal=False,
-                       default_n_q=min(default, n_q), name="encodec-tiny" if tiny else "encodec-24khz",
+                       default_n_q=n_q if tiny else max(1, min(six_kbps, n_q)), name="encodec-tiny" if tiny else "encodec-24khz",
                        family="encodec")
 
 
