@@ -123,3 +123,17 @@ def test_deduplicated_units_keep_durations():
     assert dedup.lengths.tolist() == [4, 2] and dedup.durations.tolist() == [[2, 3, 1, 1], [3, 1, 0, 0]]
     assert dedup.durations.sum(-1).tolist() == dedup.frames.tolist() == [7, 4]
     assert torch.equal(expand(dedup), torch.tensor([[[3, 3, 5, 5, 5, 3, 7]], [[1, 1, 1, 2, 0, 0, 0]]]))
+
+
+def test_distill_units_errors_are_one_line(built, tmp_path, capsys):
+    root, _ = built
+    bare = KMeansUnits(torch.randn(K, 16)).save(tmp_path / "bare.safetensors")  # no teacher recorded
+    assert audiotok_main(["distill", "units", "--kmeans", str(bare), "--out", str(tmp_path / "t")]) == 2
+    assert "does not record its teacher spec" in capsys.readouterr().err
+    # an existing folder is kept unless --overwrite
+    assert audiotok_main(["distill", "units", "--kmeans", str(root / "units.safetensors"),
+                          "--out", str(root / "tokenizer")]) == 2
+    assert "pass overwrite" in capsys.readouterr().err
+    assert audiotok_main(["distill", "units", "--kmeans", str(root / "units.safetensors"),
+                          "--out", str(root / "tokenizer"), "--overwrite"]) == 0
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []  # no temporary folders left
