@@ -64,7 +64,8 @@ class SSLLayerEncoder(nn.Module):
         if self.normalize:
             variance = audio.var(-1, keepdim=True, unbiased=False)
             audio = (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(variance + 1e-7)
-        states = self.model(audio, output_hidden_states=True).hidden_states  # (L + 1) x [B, F, D]
+        dtype = self.model.feature_extractor.conv_layers[0].conv.weight.dtype  # the tokenizer's dtype
+        states = self.model(audio.to(dtype), output_hidden_states=True).hidden_states  # (L + 1) x [B, F, D]
         chosen = torch.stack(states).mean(0) if self.layer == "avg" else states[self.layer]
         return chosen.transpose(1, 2)
 
