@@ -96,6 +96,13 @@ def test_cli_detokenize_refuses_in_one_line(built, tmp_path, capsys):
     assert "cannot detokenize: no unit vocoder configured" in err and "Traceback" not in err
 
 
+def test_onnx_export_refuses_in_one_line(built, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    root, _ = built
+    assert audiotok_main(["export", "onnx", str(root / "tokenizer"), "-o", str(tmp_path / "onnx")]) == 2
+    assert "no unit vocoder configured" in capsys.readouterr().err
+
+
 def test_configured_vocoder_decodes(built):
     root, _ = built
     vocoder = {"type": "seanet", "dimension": 16, "n_filters": 4, "ratios": [8, 5, 4, 2], "lstm_layers": 0}

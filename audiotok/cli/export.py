@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         codec.resolve_n_q(args.n_q)
     except ValueError as err:
         raise CommandError(f"--n-q {args.n_q} does not fit {args.model}: {err}") from None
+    if codec.decoder_unavailable:  # an export is an encoder and a decoder graph
+        raise CommandError(f"cannot export {args.model}: {codec.decoder_unavailable}")
     export_onnx(codec, out, opset=args.opset, n_q=args.n_q, streaming=not args.no_streaming)
     import json
 
