@@ -60,6 +60,17 @@ def test_stream_table_names_the_model_given(clip, tmp_path, capsys, wide):
     assert title.startswith(f"{folder}:") and "mimi-tiny:" not in printed
 
 
+@pytest.mark.parametrize("extra, said", [
+    (["--n-q", "99"], "error: --n-q 99 does not fit mimi-tiny: n_q must be between 1 and"),
+    (["--codec", "wavtokenizer-tiny"], "error: codec 'wavtokenizer-tiny' is not causal"),
+    (["--chunk-frames", "0"], "error: --chunk-frames must be >= 1, got 0"),
+])
+def test_stream_refuses_bad_arguments_in_one_line_before_any_audio(clip, tmp_path, capsys, extra, said):
+    rc = main(["stream", str(clip), str(tmp_path / "out.wav"), "--codec", "mimi-tiny", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and said in err and "Traceback" not in err and not (tmp_path / "out.wav").exists()
+
+
 # ---- info ------------------------------------------------------------------------------------------------------
 @pytest.fixture()
 def info_cache(tmp_path, monkeypatch):

@@ -18,9 +18,7 @@ from audiotok.tokenizers import tokenizer as tokenizer_module
 FILE_RATE = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,12 @@ import pytest
 import torch
 
 import audiotok
-from audiotok.tokenizers.convert import references
+from audiotok.benchmarks import references
 from audiotok.families.encodec import TARGET_BANDWIDTHS, bandwidth_for_n_q, n_q_for_bandwidth
+from audiotok.testing import spread_encodec_codebooks
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_thread")]  # LSTMs crawl on two busy threads
 SR, HOP = 24000, 320
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the LSTMs of both sides crawl when two threads share a busy core."""
-    torch.set_num_threads(1)
 
 
 def encodec_package():
@@ -98,7 +93,7 @@ def package(tmp_path_factory):
     references.propagate_signal(model.decoder)
     with torch.no_grad():
         codebooks = [layer._codebook for layer in model.quantizer.vq.layers]
-        references.spread_encodec_codebooks(model.encoder(batch()), codebooks)
+        spread_encodec_codebooks(model.encoder(batch()), codebooks)
     path = tmp_path_factory.mktemp("encodec_package") / "encodec_24khz-d7cc33bc.th"
     torch.save(model.state_dict(), path)
     return model, path
@@ -130,7 +125,7 @@ def hf_model():
     propagate_parametrized(model.decoder)
     with torch.no_grad():
         codebooks = [layer.codebook for layer in model.quantizer.layers]
-        references.spread_encodec_codebooks(model.encoder(batch()), codebooks)
+        spread_encodec_codebooks(model.encoder(batch()), codebooks)
     return model
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import audiotok
+from audiotok.benchmarks import references
 from audiotok.testing import spread_levels
-from audiotok.tokenizers.convert import references
 
 pytestmark = pytest.mark.parity
 SR, SECONDS, FRAMES, HOP = 24000, 3.0, 38, 1920  # 72,000 samples -> ceil(37.5) = 38 frames

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import audiotok
-from audiotok.tokenizers.convert import references
+from audiotok.benchmarks import references
+from audiotok.testing import spread_encodec_codebooks
 
 try:
     SpeechTokenizer = references.speechtokenizer_class()
@@ -37,7 +38,7 @@ def outputs(tmp_path_factory):
         latents = model.encoder(wav)  # what model.encode quantizes; computed once, reused below
 
     references.propagate_signal(model.decoder)  # a fresh decoder's output barely depends on codes
-    references.spread_encodec_codebooks(latents, [layer._codebook for layer in model.quantizer.vq.layers])
+    spread_encodec_codebooks(latents, [layer._codebook for layer in model.quantizer.vq.layers])
     with torch.no_grad():
         ref_codes = model.quantizer.encode(latents)  # [Q, B, F]
         ref_audio = model.decode(ref_codes)

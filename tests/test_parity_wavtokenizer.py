@@ -12,7 +12,9 @@ import yaml
 
 import audiotok
 from audiotok.codecs.families import build_codec
-from audiotok.tokenizers.convert import CheckpointError, detect_and_convert, references
+from audiotok.benchmarks import references
+from audiotok.testing import spread_levels
+from audiotok.tokenizers.convert import CheckpointError, detect_and_convert
 
 pytestmark = pytest.mark.parity
 RATES = {40: ([6, 5, 5, 4], 2400, 600), 75: ([8, 5, 4, 2], 1280, 320)}
@@ -73,7 +75,7 @@ def official(tmp_path_factory):
         codebook.cluster_size.fill_(1.0)
         codebook.initialized.fill_(1.0)
 
-    references.spread_codebooks(latents[0].t(), [(4096, install)])
+    spread_levels(latents[0].t(), [(4096, install)])
     folder = tmp_path_factory.mktemp("wavtokenizer_official")
     (folder / "wavtokenizer_smalldata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml").write_text(
         yaml.safe_dump(training_yaml(75)))

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 import audiotok
-from audiotok.tokenizers.convert import references
+from audiotok.benchmarks import references
 
 pytestmark = pytest.mark.parity
 SR, HOP = 16000, 320

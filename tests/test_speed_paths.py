@@ -17,9 +17,7 @@ from audiotok.codecs.modules.conv import MATMUL_MIN_WINDOW, conv1d, conv_transpo
 from audiotok.codecs.quantizers.codebook import EuclideanCodebook, nearest_code
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> None:

@@ -20,10 +20,7 @@ SR = 24000
 HOP = 1920
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """Frame-sized ops run faster on one thread than on two contended ones (after conftest's 2)."""
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +193,21 @@ def test_streaming_avoids_slow_kernels_and_equals_the_plain_path(tiny):
     assert not ops & {"aten::slow_conv_transpose2d", "aten::slow_conv_transpose3d"}, ops
     assert torch.equal(codes, plain_codes)
     assert (audio - plain_audio).abs().max() < 1e-5
+
+
+def test_a_step_checks_codes_once_and_the_codec_reads_none(tiny, monkeypatch):
+    """Validation at the boundary: the Stream checks each step's codes (their values too, on the CPU);
+    the codec's streaming decode reads no code values, so a step on an accelerator never waits for it."""
+    from audiotok.codecs import Codec
+
+    calls, check = [], Codec.check_codes
+    monkeypatch.setattr(Codec, "check_codes", lambda self, codes, values=True: calls.append(values) or check(
+        self, codes, values))
+    with Stream(tiny, 1) as stream:
+        codes = stream.encode_step(torch.zeros(1, 1, HOP))
+        assert stream.decode_step(codes).shape == (1, 1, HOP)
+        assert calls == [True, False]  # the Stream read the values, the codec's step did not
+        with pytest.raises(ValueError, match=r"codes must lie in \[0, "):
+            stream.decode_step(torch.full_like(codes, tiny.codebook_size))
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, "):  # offline decode checks itself
+        tiny.decode(torch.full_like(codes, -1))

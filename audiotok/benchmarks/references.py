@@ -1,9 +1,10 @@
-"""The reference implementations our converters are checked against (parity tests, speed benchmark).
+"""The reference implementations our converters are checked against (parity tests, speed benchmark); not
+used at run time by loading or conversion.
 
 Optional packages: ``speechtokenizer`` (PyPI 1.0.1), ``moshi`` (installed ``--no-deps``) and
 ``transformers`` (``MimiModel``). Each builder raises ImportError when its package is missing.
-Also: a short synthetic speech signal, and ``spread_codebooks``, which gives random codebooks real
-spread around actual latents (fresh codebooks send every frame to one code, which proves nothing).
+Also: a short synthetic speech signal and ``propagate_signal`` (a random decoder whose output depends on
+its input). Codebook spreading for reference models is :mod:`audiotok.testing`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import types
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -69,44 +69,6 @@ def synthetic_speech(seconds: float, sample_rate: int) -> torch.Tensor:
     need = int(seconds * sample_rate)
     wav = wav.repeat(need // wav.numel() + 1)[:need]
     return (0.5 * wav / wav.abs().max().clamp_min(1e-6))[None, None]
-
-
-def spread_codebooks(frames: torch.Tensor, codebooks: Sequence[tuple[int, Callable[[torch.Tensor], None]]],
-                     noise: float = 1.0, seed: int = 0) -> None:
-    """Fill residual codebooks with frames of the actual latents plus noise.
-
-    ``frames``: ``[N, D]`` latents the first level sees. ``codebooks``: per level, its size ``K`` and a
-    function that installs centroids ``[K, D]``. Level ``i`` draws from the residual left by levels
-    ``< i`` (computed here with squared-Euclidean nearest neighbours). With ``noise`` 1 (in units of
-    the residual's per-dimension std) the residual shrinks by about 10 % per level, as in a trained
-    RVQ; much less noise makes deep levels quantize float rounding, which no two implementations agree on.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    residual = frames.float()
-    for size, install in codebooks:
-        index = torch.randint(0, residual.shape[0], (size,), generator=generator)
-        scale = residual.std(dim=0, keepdim=True)
-        centers = residual[index] + noise * scale * torch.randn(size, residual.shape[1], generator=generator)
-        install(centers)
-        nearest = torch.cdist(residual, centers).argmin(dim=-1)
-        residual = residual - centers[nearest]
-
-
-@torch.no_grad()
-def spread_encodec_codebooks(latents: torch.Tensor, codebooks: Sequence[torch.nn.Module], **options) -> None:
-    """:func:`spread_codebooks` for EnCodec-layout codebooks (buffers ``embed``, ``embed_avg``,
-    ``cluster_size``, ``inited``: EnCodec, SpeechTokenizer, transformers' ``EncodecModel``), spread
-    around ``latents [B, D, F]`` (what the first level quantizes), marked initialised."""
-    def installer(codebook):
-        def install(centers):
-            codebook.embed.copy_(centers)
-            codebook.embed_avg.copy_(centers)
-            codebook.cluster_size.fill_(1.0)
-            codebook.inited.fill_(1.0)
-        return install
-
-    frames = latents.transpose(1, 2).reshape(-1, latents.shape[1])
-    spread_codebooks(frames, [(cb.embed.shape[0], installer(cb)) for cb in codebooks], **options)
 
 
 @torch.no_grad()

@@ -65,7 +65,7 @@ def _ours(path_or_name: str, n_q: int | None = None, plain: bool = False) -> tup
 def pairs(family: str, tmp: Path) -> list[tuple[Side, Side, int] | str]:
     """``(audiotok, reference, sample_rate)`` per reference of ``family`` at identical weights, or a
     reason string for a reference that is not installed."""
-    from audiotok.tokenizers.convert import references
+    from audiotok.benchmarks import references
 
     found: list = []
     if family == "mimi":

@@ -31,41 +31,15 @@ MOSHI_INSTALL = ("pip install --no-deps -c .ci/constraints.txt moshi==0.2.13 && 
 
 # ---- random weights with real spread ---------------------------------------------------------------
 
-@torch.no_grad()
 def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.5, jitter: float = 0.5,
                             seed: int = 0):
-    """Make a randomly initialised codec's codes non-trivial (in place; returns it in eval mode).
+    """Make a randomly initialised codec's codes non-trivial (in place; returns it in eval mode): every
+    LayerScale raised to ``layer_scale`` so the transformers change the latent, then the codebooks filled
+    level by level around the frames each receives on noise, ``jitter`` times their spread apart
+    (:mod:`audiotok.testing`). Used by the streaming tests and this benchmark."""
+    from audiotok.testing import raise_layer_scale, spread_codebooks
 
-    Raises every LayerScale to ``layer_scale`` so the transformers change the latent, then fills the
-    codebooks level by level with frames that level receives on noise, plus ``jitter`` times their
-    spread as Gaussian noise (so the residual passed on is not zero), marked initialised.
-    k-means on a short noise batch would not do at full size: with fewer frames than 2048 codes it
-    memorises them and every deeper level sees a zero residual. Used by the streaming tests and
-    this benchmark.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    for module in codec.modules():
-        if type(module).__name__ == "LayerScale":
-            module.scale.fill_(layer_scale)
-    codec.eval()
-    noise = 0.3 * torch.randn(1, 1, int(seconds * codec.sample_rate), generator=generator)
-    latent = codec.encode_latent(noise)
-    codebooks = [m for m in codec.modules() if hasattr(m, "embed") and hasattr(m, "initialized")]
-    for level, codebook in enumerate(codebooks):  # module order is level order
-        seen = []
-        hook = codebook.register_forward_pre_hook(lambda m, inputs, seen=seen: seen.append(inputs[0].float()))
-        try:
-            codec.quantizer(latent, level + 1)  # eval: no codebook learns
-        finally:
-            hook.remove()
-        frames = seen[0]
-        picks = frames[torch.randint(0, frames.shape[0], (codebook.codebook_size,), generator=generator)]
-        embed = picks + jitter * frames.std(0) * torch.randn(picks.shape, generator=generator)
-        codebook.embed.copy_(embed)
-        codebook.embed_avg.copy_(embed)
-        codebook.cluster_size.fill_(1.0)
-        codebook.initialized.fill_(1.0)
-    return codec
+    return spread_codebooks(raise_layer_scale(codec, layer_scale), seconds=seconds, noise=jitter, seed=seed)
 
 
 def build_ours(n_q: int, codec_name: str = "mimi"):
@@ -84,13 +58,13 @@ def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter
         from moshi.models import loaders
     except ImportError as err:
         raise RuntimeError(f"moshi is not installed ({err}); install it with: {MOSHI_INSTALL}") from err
+    from audiotok.testing import raise_layer_scale, spread_centers
+
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     mimi = loaders.get_mimi(None, device="cpu", num_codebooks=32).eval()  # every level is filled
     with torch.no_grad():
-        for module in mimi.modules():
-            if type(module).__name__ == "LayerScale":
-                module.scale.fill_(layer_scale)
+        raise_layer_scale(mimi, layer_scale)
         noise = 0.3 * torch.randn(1, 1, int(seconds * mimi.sample_rate), generator=generator)
         latent = mimi._encode_to_unquantized_latent(noise)
         codebooks = [m for m in mimi.quantizer.modules() if hasattr(m, "embedding_sum")]
@@ -102,10 +76,7 @@ def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter
                 mimi.quantizer.encode(latent)
             finally:
                 del codebook.encode
-            frames = seen[0].float()
-            size = codebook.embedding_sum.shape[0]
-            picks = frames[torch.randint(0, frames.shape[0], (size,), generator=generator)]
-            embed = picks + jitter * frames.std(0) * torch.randn(picks.shape, generator=generator)
+            embed = spread_centers(seen[0].float(), codebook.embedding_sum.shape[0], jitter, generator)
             codebook.embedding_sum.copy_(embed)
             codebook.cluster_usage.fill_(1.0)
             codebook._initialized.fill_(1.0)

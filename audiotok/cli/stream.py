@@ -45,22 +45,27 @@ def run(args: argparse.Namespace) -> int:
 
     from audiotok.cli import CommandError
     from audiotok.data.audio_io import AudioError, load_audio, save_audio
-    from audiotok.tokenizers.streaming import Stream, check_can_stream
+    from audiotok.tokenizers.streaming import Stream
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.chunk_frames < 1:
-        raise SystemExit(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+        raise CommandError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
     from audiotok.data.sources import path_problem
 
     problem = path_problem(args.input, expect="file")
     if problem is not None:  # before the codec loads
         raise CommandError(f"{args.input}: {problem}")
-    codec = load_codec(args.codec)
     try:
-        check_can_stream(codec)
-    except RuntimeError as err:
-        raise SystemExit(str(err)) from err
+        codec = load_codec(args.codec)
+    except (ValueError, OSError) as err:  # CheckpointError is a ValueError
+        raise CommandError(f"cannot load the model {args.codec}: {err}") from None
+    try:  # before the audio is read
+        codec.check_can_stream()
+        codec.resolve_n_q(args.n_q)
+    except (RuntimeError, ValueError) as err:
+        raise CommandError(str(err) if isinstance(err, RuntimeError) else f"--n-q {args.n_q} does not fit "
+                           f"{args.codec}: {err}") from None
     try:
         wav, _ = load_audio(args.input, sample_rate=codec.sample_rate)  # [1, T]
     except AudioError as err:  # missing, a folder, unreadable, not audio: one line, no traceback

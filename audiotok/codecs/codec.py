@@ -278,16 +278,24 @@ class Codec(StreamingModule):
         """``[B, 1, T] -> codes [B, Q, ceil(T / hop)]`` (int64)."""
         return self.quantizer.encode(self.encode_latent(wav), self.resolve_n_q(n_q))
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """``codes [B, Q, F] -> [B, 1, F * hop]`` for any ``Q <= max_codebooks``."""
+    def check_codes(self, codes: torch.Tensor, values: bool = True) -> torch.Tensor:
+        """The one check of codes given to this codec: ``[B, Q, F]``, ``Q <= max_codebooks`` and, with
+        ``values``, every code in ``[0, codebook_size)`` (that part reads the values: a device sync on an
+        accelerator). Returns ``codes``; raises ``ValueError`` saying what is wrong."""
         if codes.dim() != 3:
             raise ValueError(f"codes must be [B, Q, F], got {tuple(codes.shape)}")
         if codes.shape[1] > self.max_codebooks:
             raise ValueError(f"got {codes.shape[1]} codebooks, this codec has {self.max_codebooks}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+        if values and codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
                              f"[{int(codes.min())}, {int(codes.max())}]")
-        return self.decode_latent(self.quantizer.decode(codes))
+        return codes
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, Q, F] -> [B, 1, F * hop]`` for any ``Q <= max_codebooks``; the codes are checked
+        (:meth:`check_codes`) unless streaming, where the caller checks them (:class:`~audiotok.tokenizers.Stream`),
+        so that a streaming step never waits for the device."""
+        return self.decode_latent(self.quantizer.decode(self.check_codes(codes, values=not self.is_streaming)))
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None, quantize: bool = True) -> CodecOutput:
         """Training pass: reconstruction trimmed to the input length, codes, losses, metrics.
@@ -315,12 +323,17 @@ class Codec(StreamingModule):
                            semantic=semantic, latent=latent, metrics=q.metrics)
 
     # ---- streaming --------------------------------------------------------------------------------
-    def start_streaming(self, batch_size: int) -> None:
+    def check_can_stream(self) -> None:
+        """Raise ``RuntimeError`` saying what to do if this codec cannot stream exactly (not causal)."""
         if not self.config.causal:
             raise RuntimeError(
-                f"codec {self.config.name!r} is not causal (it looks at future samples), so it "
-                "cannot stream exactly; use a causal codec such as 'mimi', or tokenize offline "
-                "(long audio is processed in overlapping chunks)")
+                f"codec {self.config.name!r} is not causal: its encoder and decoder look at future "
+                "samples, so it cannot stream exactly (with the same result as offline). Use a causal "
+                "codec ('mimi', 'mimi-tiny', 'mimi-single-codebook-tiny', or a checkpoint trained with "
+                "causal=True), or tokenize offline (long audio is processed in overlapping chunks)")
+
+    def start_streaming(self, batch_size: int) -> None:
+        self.check_can_stream()
         super().start_streaming(batch_size)
 
     def encode_step(self, chunk: torch.Tensor, n_q: int | None = None) -> torch.Tensor:

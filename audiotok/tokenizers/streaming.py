@@ -11,9 +11,12 @@ The codec's causal modules carry their own state between calls (see
   ``chunk_frames`` frames; the result equals ``codec.encode`` / ``codec.decode`` (codes identical,
   audio to float rounding).
 
-The state lives in the codec's modules, so a codec holds one open stream at a time; encoding and
-decoding use disjoint modules and may interleave within that stream. Non-causal codecs
-(SpeechTokenizer, WavTokenizer) look at future samples and refuse to stream.
+:class:`Stream` is the one way in: the tokenizer's long-audio path, ``audiotok stream`` and the streaming
+benchmark all stream through it. It checks what it is given (``n_q`` once when it opens; each step's
+layout, and its codes on the CPU); the codec's step methods trust it. The state lives in the codec's
+modules, so a codec holds one open stream at a time; encoding and decoding use disjoint modules and may
+interleave within that stream. Non-causal codecs (SpeechTokenizer, WavTokenizer) look at future samples
+and refuse to stream (:meth:`Codec.check_can_stream <audiotok.codecs.Codec.check_can_stream>`).
 """
 from __future__ import annotations
 
@@ -25,21 +28,13 @@ from audiotok.codecs.codec import Codec
 
 
 def _as_codec(codec_or_tokenizer) -> Codec:
-    """Accept a :class:`Codec` or anything exposing one as ``.codec`` (a ``Tokenizer``)."""
+    """Accept a :class:`Codec`, anything exposing one as ``.codec`` (a ``Tokenizer``), or a codec with
+    the same streaming methods (the ONNX runtime's ``OnnxCodec``)."""
     codec = getattr(codec_or_tokenizer, "codec", codec_or_tokenizer)
-    if not isinstance(codec, Codec):
+    if not isinstance(codec, Codec) and not all(
+            hasattr(codec, name) for name in ("start_streaming", "encode_step", "decode_step")):
         raise TypeError(f"expected an audiotok Codec or Tokenizer, got {type(codec_or_tokenizer).__name__}")
     return codec
-
-
-def check_can_stream(codec: Codec) -> None:
-    """Raise a clear error if ``codec`` cannot stream exactly (it is not causal)."""
-    if not codec.is_causal:
-        raise RuntimeError(
-            f"codec {codec.config.name!r} is not causal: its encoder and decoder look at future "
-            "samples, so it cannot stream with the same result as offline. Use a causal codec "
-            "('mimi', 'mimi-tiny', 'mimi-single-codebook-tiny', or a checkpoint trained with "
-            "causal=True), or tokenize the whole signal offline.")
 
 
 class Stream:
@@ -57,7 +52,6 @@ class Stream:
 
     def __init__(self, codec, batch_size: int = 1, n_q: int | None = None):
         self.codec = _as_codec(codec)
-        check_can_stream(self.codec)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if self.codec.is_streaming:
@@ -90,10 +84,17 @@ class Stream:
 
     @torch.no_grad()
     def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
-        """``codes [B, Q, k] -> audio [B, 1, k·hop]``."""
+        """``codes [B, Q, k] -> audio [B, 1, k·hop]``.
+
+        Checked here, once per step: the layout always, the code values when the codes are on the CPU.
+        Codes on an accelerator are not read (that would wait for the device on every step); out-of-range
+        codes there fail inside the codebook lookup.
+        """
         self._check_open()
         if codes.dim() != 3 or codes.shape[0] != self.batch_size:
             raise ValueError(f"codes must be [{self.batch_size}, Q, k], got {tuple(codes.shape)}")
+        if isinstance(self.codec, Codec):  # (an OnnxCodec checks its own codes on the host)
+            self.codec.check_codes(codes, values=codes.device.type == "cpu")
         return self.codec.decode_step(codes)
 
     def reset(self, mask: torch.Tensor | None = None) -> None:

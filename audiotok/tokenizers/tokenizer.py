@@ -281,7 +281,7 @@ class Tokenizer:
                 return self._tokenize_long_file(audio, num_samples, rate, n_q)
         wavs = self.prepare(audio, sample_rate)
         self._check_peaks(wavs, audio)
-        return self.encode_waveforms(wavs, n_q)
+        return self._encode_waveforms(wavs, n_q)
 
     @staticmethod
     def _check_peaks(wavs: Sequence[torch.Tensor], audio, refuse_only: bool = False) -> None:
@@ -308,7 +308,10 @@ class Tokenizer:
     @torch.inference_mode()
     def encode_waveforms(self, wavs: Sequence[torch.Tensor], n_q: int | None = None) -> TokenizedAudio:
         """Mono ``[1, T_i]`` waveforms already at ``self.sample_rate`` → :class:`TokenizedAudio`."""
-        n_q = self.codec.resolve_n_q(n_q)
+        return self._encode_waveforms(wavs, self.codec.resolve_n_q(n_q))
+
+    def _encode_waveforms(self, wavs: Sequence[torch.Tensor], n_q: int) -> TokenizedAudio:
+        """:meth:`encode_waveforms` with ``n_q`` already checked (by the public method that called it)."""
         lengths = [w.shape[-1] for w in wavs]
         limit = self._chunk_frames()
         codes: list[torch.Tensor | None] = [None] * len(wavs)
@@ -332,14 +335,15 @@ class Tokenizer:
         samples = wav.samples if isinstance(wav, _ForwardReader) else (
             lambda a, b: wav[..., a:b])
 
-        def encode(start: int, stop: int) -> torch.Tensor:
+        def encode(step, start: int, stop: int) -> torch.Tensor:
             # Causal: streaming takes whole frames, so the tail is padded with the zeros offline pads.
             chunk = samples(start * hop, min(stop * hop, wav.shape[-1]))
             if self.is_causal:
                 chunk = torch.nn.functional.pad(chunk, (0, (stop - start) * hop - chunk.shape[-1]))
-            return self.codec.encode(chunk[None].to(self.device, self.dtype), n_q)
+            return step(chunk[None].to(self.device, self.dtype))
 
-        return self._run_chunked(total, encode, out_per_frame=1)[0].cpu()
+        return self._run_chunked(total, encode, lambda x: self.codec.encode(x, n_q), "encode_step",
+                                 out_per_frame=1, n_q=n_q)[0].cpu()
 
     def _tokenize_long_file(self, path: str | Path, num_samples: int, rate: int, n_q: int) -> TokenizedAudio:
         """A file longer than ``chunk_seconds``, read, resampled and encoded chunk by chunk: memory
@@ -354,25 +358,29 @@ class Tokenizer:
                               num_samples=torch.tensor([num_samples]), sample_rate=self.sample_rate,
                               frame_rate=self.frame_rate)
 
-    def _run_chunked(self, total: int, run: Callable[[int, int], torch.Tensor],
-                     out_per_frame: int) -> torch.Tensor:
-        """Apply ``run(a, b)`` (frames ``[a, b)``) chunk by chunk over ``[0, total)``; join the outputs.
+    def _run_chunked(self, total: int, run: Callable[[Callable, int, int], torch.Tensor], offline: Callable,
+                     step: str, out_per_frame: int, n_q: int | None = None) -> torch.Tensor:
+        """Apply ``run(call, a, b)`` (frames ``[a, b)``) chunk by chunk over ``[0, total)``; join the outputs.
 
-        Causal: consecutive chunks inside one streaming session, which carries every module's state
-        across the cut (exact). Non-causal: chunks widened by the context on both sides, keeping the
-        central part (approximate). ``out_per_frame``: output steps per frame (1 for codes, hop for audio).
+        Causal: consecutive chunks through one :class:`~audiotok.tokenizers.streaming.Stream` (``call`` is
+        its ``step`` method, ``"encode_step"`` or ``"decode_step"``), which carries every module's state
+        across the cut (exact). Non-causal: chunks widened by the context on both sides (``call`` is
+        ``offline``), keeping the central part (approximate). ``out_per_frame``: output steps per frame
+        (1 for codes, hop for audio).
         """
+        from audiotok.tokenizers.streaming import Stream
+
         chunk, pieces = self._chunk_frames(), []
         if self.is_causal:
-            with self.codec.streaming(1):
+            with Stream(self.codec, 1, n_q) as stream:
                 for start in range(0, total, chunk):
-                    pieces.append(run(start, min(start + chunk, total)))
+                    pieces.append(run(getattr(stream, step), start, min(start + chunk, total)))
         else:
             context = self._context_frames()
             for start in range(0, total, chunk):
                 stop = min(start + chunk, total)
                 lo, hi = max(0, start - context), min(total, stop + context)
-                out = run(lo, hi)
+                out = run(offline, lo, hi)
                 pieces.append(out[..., (start - lo) * out_per_frame : (stop - lo) * out_per_frame])
         return torch.cat(pieces, dim=-1)
 
@@ -441,9 +449,12 @@ class Tokenizer:
 
     def _decode_long(self, codes: torch.Tensor) -> torch.Tensor:
         """``[Q, F]`` → ``[1, F * hop]`` in chunks (exact if causal)."""
+        if isinstance(self.codec, Codec):  # once, on the host: streaming steps do not read device codes
+            self.codec.check_codes(codes[None])
         codes = codes[None].to(self.device)
 
-        def decode(start: int, stop: int) -> torch.Tensor:
-            return self.codec.decode(codes[..., start:stop])
+        def decode(step, start: int, stop: int) -> torch.Tensor:
+            return step(codes[..., start:stop])
 
-        return self._run_chunked(codes.shape[-1], decode, out_per_frame=self.hop_length)[0].float().cpu()
+        return self._run_chunked(codes.shape[-1], decode, self.codec.decode, "decode_step",
+                                 out_per_frame=self.hop_length)[0].float().cpu()
