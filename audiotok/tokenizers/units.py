@@ -27,11 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from audiotok.codecs.codec import Codec, CodecConfig
+from audiotok.codecs.codec import Codec
 from audiotok.families.units import units_config
 
 
@@ -139,14 +138,6 @@ def expand(units: DeduplicatedUnits) -> torch.Tensor:
 
     rows = [u.repeat_interleave(d, dim=-1) for u, d in units.unbatch()]
     return pad_stack(rows)
-
-
-def describe(config: CodecConfig) -> dict[str, Any]:
-    """Teacher, layer and vocoder of a units config (for ``audiotok info`` and reports)."""
-    encoder = config.encoder
-    return {"model_type": encoder.get("model_config", {}).get("model_type"), "layer": encoder.get("layer"),
-            "units": config.quantizer.get("codebook_size"),
-            "vocoder": None if config.decoder.get("type") == "no_vocoder" else config.decoder}
 
 
 def save_atomic(codec: Codec, out: str | Path, overwrite: bool = False) -> Path:
