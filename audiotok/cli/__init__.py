@@ -14,9 +14,7 @@ import argparse
 import importlib
 import sys
 
-from audiotok.errors import CommandError
-
-__all__ = ["CommandError", "LIGHTNING_SUBCOMMANDS", "SUBCOMMANDS", "main"]
+__all__ = ["LIGHTNING_SUBCOMMANDS", "SUBCOMMANDS", "main"]
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -61,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from audiotok.errors import CommandError  # (not before: `audiotok --help` imports nothing of ours)
+
     try:
         return int(args._run(args) or 0)
     except CommandError as err:

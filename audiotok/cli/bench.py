@@ -81,7 +81,7 @@ def run_quality(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from audiotok.benchmarks.inputs import bench_items
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.benchmarks.quality import BenchConfig, run_quality_benchmark
     from audiotok.benchmarks.report import write_report
     from audiotok.benchmarks.results import emit

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     import audiotok
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.data import AudioError
     from audiotok.data.sources import path_problem
     from audiotok.demo import HUM_HZ, MEL_DISTANCE_MEANING, corpus_utterance, resynthesize

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiotok.cli import CommandError
+from audiotok.errors import CommandError
 from audiotok.data.outputs import is_temporary, output_lock, prepare_output, write_atomic
 from audiotok.cli.tokenize import (
     MANIFEST,

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
 
     if args.format != "onnx":  # pragma: no cover (argparse restricts the choice)
         raise CommandError(f"unknown export format {args.format!r}")

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.data.audio_io import AudioError, load_audio, save_audio
     from audiotok.tokenizers.streaming import Stream
 

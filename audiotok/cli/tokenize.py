@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiotok.cli import CommandError
+from audiotok.errors import CommandError
 from audiotok.data.outputs import output_lock, prepare_output, write_atomic
 
 MANIFEST = "manifest.jsonl"

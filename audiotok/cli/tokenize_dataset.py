@@ -89,7 +89,7 @@ RAY_FLAGS = ("address", "workers", "gpus_per_worker", "cpus_per_worker", "resour
 def ray_engine(args: argparse.Namespace):
     """``tokenize_dataset_ray`` bound to the Ray flags, or None for the local engine; a
     :class:`CommandError` for Ray flags without ``--engine ray``, or when Ray is not installed."""
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
 
     given = [f"--{name.replace('_', '-')}" for name in RAY_FLAGS if getattr(args, name) is not None]
     if args.engine != "ray":
@@ -122,7 +122,7 @@ def ray_engine(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from audiotok.cli import CommandError
+    from audiotok.errors import CommandError
     from audiotok.data.outputs import prepare_output
     from audiotok.tokenizers.dataset import ShardWriteError, tokenize_dataset
     from audiotok.tokenizers.flatten import FlattenSpec, llasa_offset
