@@ -20,7 +20,7 @@ from audiotok.codecs.quantizers import (
 )
 from audiotok.codecs.quantizers import codebook as codebook_module
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 DIM, K, FRAMES, BATCH = 16, 32, 40, 4
 

@@ -13,7 +13,7 @@ from audiotok.codecs.modules.vocos import (
     VocosDecoder,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(input_channels=16, dim=32, intermediate_dim=64, num_layers=2, n_fft=64, hop_length=16, num_groups=8)
 

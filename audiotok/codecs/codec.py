@@ -167,6 +167,13 @@ class CodecOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def check_code_values(codes: torch.Tensor, codebook_size: int) -> None:
+    """``ValueError`` naming the range found unless every code lies in ``[0, codebook_size)`` (reads the
+    values: a device sync on an accelerator, so only boundaries call it)."""
+    if codes.numel() and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise ValueError(f"codes must lie in [0, {codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
+
+
 class Codec(StreamingModule):
     """A neural audio codec assembled from a :class:`CodecConfig`."""
 
@@ -286,9 +293,8 @@ class Codec(StreamingModule):
             raise ValueError(f"codes must be [B, Q, F], got {tuple(codes.shape)}")
         if codes.shape[1] > self.max_codebooks:
             raise ValueError(f"got {codes.shape[1]} codebooks, this codec has {self.max_codebooks}")
-        if values and codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        if values:
+            check_code_values(codes, self.codebook_size)
         return codes
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

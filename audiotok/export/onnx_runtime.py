@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from audiotok.codecs.codec import check_code_values
 from audiotok.export.onnx import DECODER_FILE, ENCODER_FILE, META_FILE, is_onnx_folder
 
 
@@ -173,9 +174,7 @@ class OnnxCodec:
         if codes.shape[1] != self._exported_n_q:
             raise ValueError(f"these ONNX graphs decode exactly {self._exported_n_q} codebooks, got "
                              f"{codes.shape[1]}; export with n_q={codes.shape[1]} to decode those")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        check_code_values(codes, self.codebook_size)
         array = np.ascontiguousarray(codes.detach().cpu().long().numpy())
         if self.is_streaming:
             audio = self._step("decoder", array)
