@@ -261,12 +261,13 @@ class InverseSTFT(nn.Module):
                 f"InverseSTFT expects a complex spectrum [B, {self.n_fft // 2 + 1}, F], "
                 f"got {spec.dtype} {list(spec.shape)}."
             )
+        window = self.window.to(spec.real.dtype)  # a half-precision model keeps its window in half
         if self.padding == "center":
-            return torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True)
+            return torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, window, center=True)
         num_frames = spec.shape[-1]
-        frames = torch.fft.irfft(spec, self.n_fft, dim=1) * self.window[None, :, None]  # [B, n_fft, F]
+        frames = torch.fft.irfft(spec, self.n_fft, dim=1) * window[None, :, None]  # [B, n_fft, F]
         signal = self._overlap_add(frames)  # [B, L]
-        envelope = self._overlap_add(self.window.square()[None, :, None].expand(1, -1, num_frames))[0]
+        envelope = self._overlap_add(window.square()[None, :, None].expand(1, -1, num_frames))[0]
         pad = (self.n_fft - self.hop_length) // 2
         length = num_frames * self.hop_length
         signal, envelope = signal[:, pad : pad + length], envelope[pad : pad + length]
@@ -303,7 +304,10 @@ class ISTFTHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_magnitude, phase = self.out(x.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)
-        return self.istft(self.spectrum(log_magnitude, phase))
+        # The FFT runs in float32 (CPU FFTs take no half types; exp/cos/sin of a half would lose the
+        # spectrum's detail anyway), and the audio goes back in the model's dtype.
+        spectrum = self.spectrum(log_magnitude.float(), phase.float())
+        return self.istft(spectrum).to(x.dtype)
 
 
 class VocosDecoder(nn.Module):

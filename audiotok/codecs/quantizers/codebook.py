@@ -154,10 +154,10 @@ class EuclideanCodebook(nn.Module):
     @torch.no_grad()
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         """[N, D] -> nearest code indices [N] int64 (computed in float32)."""
-        return nearest_code(x.float(), self.embed, self._embed_norms())
+        return nearest_code(x.float(), self.embed.float(), self._embed_norms())
 
     def _embed_norms(self) -> torch.Tensor | None:
-        """``embed.pow(2).sum(-1)`` [K], kept until ``embed`` changes (its version counter moves)."""
+        """``embed.pow(2).sum(-1)`` [K] in float32, kept until ``embed`` changes (its version counter moves)."""
         embed = self.embed
         try:
             key = (id(embed), embed.data_ptr(), embed._version, embed.dtype)
@@ -165,7 +165,7 @@ class EuclideanCodebook(nn.Module):
             return None
         cached = self.__dict__.get("_norms_cache")
         if cached is None or cached[0] != key:
-            cached = (key, embed.pow(2).sum(-1))
+            cached = (key, embed.float().pow(2).sum(-1))
             self.__dict__["_norms_cache"] = cached
         return cached[1]
 
