@@ -100,14 +100,19 @@ def load_codec(name_or_path: str | Path, trust_checkpoint: bool = False) -> Code
             raise CheckpointError(
                 f"{path}: not a codec this library recognises. Expected {_known_names()}, a folder "
                 "saved by save_pretrained (config.json + model.safetensors), a training checkpoint "
-                "(.ckpt from `audiotok fit`), or official weights (SpeechTokenizer config.json + "
-                "SpeechTokenizer.pt; Mimi tokenizer-…-checkpoint125.safetensors or kyutai/mimi's "
-                "config.json + model.safetensors; WavTokenizer .yaml + .ckpt)")
+                "(.ckpt from `audiotok fit`), or official weights: " + _official_formats())
         return codec
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return _load_local_or_fail(download_from_hub(text), text, trust_checkpoint)
     raise FileNotFoundError(f"{text}: no such file or folder, and not {_known_names()}, or a hub id "
                             "like 'kyutai/mimi'")
+
+
+def _official_formats() -> str:
+    """Every registered official checkpoint layout, for error messages: ``family: files; ...``."""
+    from audiotok.checkpoints.formats import FORMATS
+
+    return "; ".join(f"{fmt.family}: {fmt.files}" for _, fmt in FORMATS.items())
 
 
 def _known_names() -> str:
