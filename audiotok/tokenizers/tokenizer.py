@@ -10,11 +10,14 @@ What it adds on top of :class:`~audiotok.codecs.Codec`:
   codec (reflect padding, BiLSTM, Vocos attention) sees the padding, so only items of *equal length*
   share a batch; the rest run one length-group at a time. Either way the codes of an item equal
   those of encoding it alone.
-* **Long audio in bounded memory** (longer than ``chunk_seconds``): a causal codec streams through
-  ``codec.streaming(1)`` in whole-frame chunks, which is exact; a non-causal codec encodes overlapping
-  windows and keeps each window's central frames (``context_seconds`` on each side), which is
-  *approximate*: frames near a window edge may differ from encoding the whole file at once.
-  Decoding long code sequences works the same way.
+* **Long audio in bounded memory** (longer than ``chunk_seconds``): a causal codec streams through a
+  :class:`~audiotok.tokenizers.streaming.Stream` in whole-frame chunks, which is exact; a non-causal
+  codec encodes overlapping windows and keeps each window's central frames (``context_seconds`` on each
+  side), which is *approximate*: frames near a window edge may differ from encoding the whole file at
+  once. Decoding long code sequences works the same way.
+* **Validation at the boundary**: ``tokenize`` checks the audio and ``n_q`` once per call,
+  ``detokenize`` the codes' layout (their values: ``Codec.decode``, or once per long item); the
+  batching and chunking inside pass the checked values on.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import torch
 from audiotok.codecs.codec import Codec
 from audiotok.data.audio_io import (AudioError, audio_info, from_array, iter_audio_blocks, load_audio,
                                     resampled_length)
+from audiotok.tokenizers.streaming import Stream
 
 # Chunking defaults: bounded memory for hour-long files at little cost for normal utterances.
 DEFAULT_CHUNK_SECONDS = 30.0
@@ -368,8 +372,6 @@ class Tokenizer:
         ``offline``), keeping the central part (approximate). ``out_per_frame``: output steps per frame
         (1 for codes, hop for audio).
         """
-        from audiotok.tokenizers.streaming import Stream
-
         chunk, pieces = self._chunk_frames(), []
         if self.is_causal:
             with Stream(self.codec, 1, n_q) as stream:
