@@ -165,3 +165,23 @@ def test_relative_imports_resolve_like_python():
     source = "from .quantizers import x\nfrom ..registry import Registry\ndef f():\n    from . import families\n"
     assert imports(source, "audiotok.codecs.codec", False, known) == [
         ("audiotok.codecs.quantizers", True, 1), ("audiotok.registry", True, 2), ("audiotok.codecs.families", False, 4)]
+
+
+def test_the_command_line_has_one_home_and_help_imports_nothing_heavy():
+    """Every subcommand is a module of ``audiotok.cli`` (one naming style: the name, dashes as underscores),
+    no command-line module lives elsewhere, and ``audiotok --help`` imports neither torch nor numpy nor a
+    subcommand's module."""
+    import subprocess
+    import sys
+
+    from audiotok.cli import SUBCOMMANDS
+
+    for name, (module, _) in SUBCOMMANDS.items():
+        assert module == f"audiotok.cli.{name.replace('-', '_')}", (name, module)
+        assert module in modules(), module
+    stray = [m for m in modules() if CLI_NAME.search(m) and not (m == "audiotok.cli" or m.startswith("audiotok.cli."))]
+    assert not stray, f"command-line modules outside audiotok/cli/: {stray}"
+    code = ("import sys\nfrom audiotok.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m in ('torch', 'numpy') or m.startswith('audiotok.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
