@@ -123,7 +123,7 @@ def test_every_family_module_is_registered_with_consistent_facts():
     from audiotok.families import FAMILIES, RECIPES
     from audiotok.training.losses import MEL_PRESETS
 
-    assert FAMILIES.names() == ["mimi", "mix", "speechtokenizer", "wavtokenizer", "xcodec2"]
+    assert FAMILIES.names() == ["encodec", "mimi", "mix", "speechtokenizer", "units", "wavtokenizer", "xcodec2"]
     assert sorted(n for _, f in FAMILIES.items() for n in f.configs) == available()
     for name, family in FAMILIES.items():
         for config_name, factory in family.configs.items():
