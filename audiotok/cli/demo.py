@@ -1,9 +1,9 @@
 """``audiotok demo [--codec NAME] [--audio FILE] [--out DIR]``: the main job on a built-in default.
 
 Tokenizes a test utterance of the offline speech corpus (or ``--audio``), decodes it back and prints the
-rates and how close the resynthesis is (:mod:`audiotok.demo` does the work). The default codec is a tiny
-WavTokenizer trained on that corpus and shipped with the package; a registered architecture name has
-random weights.
+rates and how close the resynthesis is (:mod:`audiotok.demo` does the work). The default codec is a small
+RVQ + Vocos tokenizer trained on that corpus and shipped with the package; a registered architecture name
+has random weights.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--codec", default="wavtokenizer-tiny-trained",
+    parser.add_argument("--codec", default="rvq-vocos-small-trained",
                         help="shipped trained name (e.g. mimi-tiny-trained), registered architecture "
                         "(random weights), saved folder, checkpoint or official weights "
-                        "(default: wavtokenizer-tiny-trained, a tiny WavTokenizer trained on the built-in corpus)")
+                        "(default: rvq-vocos-small-trained, 3.2 kbps, trained on the built-in corpus)")
     parser.add_argument("--audio", default=None, help="an audio file (default: a built-in corpus utterance)")
     parser.add_argument("--out", default="demo_out", help="folder for the resynthesised audio")
     parser.add_argument("--n-q", type=int, default=None, help="number of codebooks to use")
