@@ -86,7 +86,12 @@ def test_combined_concatenates_in_order_with_names():
 def test_presets_build_and_pair_with_loss_presets(preset):
     combined = build_discriminators(preset, width=TINY)
     assert list(combined.families) == list(DISCRIMINATOR_PRESETS[preset])
-    AdversarialLoss.preset(preset)  # every discriminator set has a matching loss policy
+    # every discriminator set has a loss policy: the one a family recipe pairs it with, else its namesake
+    from audiotok.families import RECIPES
+
+    paired = {recipe["discriminators"]: recipe["adversarial"] for _, recipe in RECIPES.items()
+              if isinstance(recipe.get("discriminators"), str) and isinstance(recipe.get("adversarial"), str)}
+    AdversarialLoss.preset(paired.get(preset, preset))
     logits, _ = combined(torch.randn(1, 1, 4000))
     assert len(logits) == len(combined.names)
 
