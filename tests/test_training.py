@@ -94,7 +94,7 @@ def test_recipe_overrides_merge_and_unknown_keys_fail():
     with pytest.raises(ValueError, match="unknown losses key"):
         get_recipe("mimi", {"losses": {"mell": 1.0}})
     with pytest.raises(ValueError, match="unknown recipe"):
-        get_recipe("encodec")
+        get_recipe("no-such-recipe")
 
 
 def test_mimi_weight_decay_only_on_transformers():
