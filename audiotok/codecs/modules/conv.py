@@ -62,7 +62,7 @@ _TORCH_KERNELS_ONLY = False
 @contextmanager
 def torch_kernels() -> Iterator[None]:
     """Inside, inference runs the plain path: ``torch.nn.functional`` convs, no in-place shortcuts;
-    what the speed benchmark and ``tests/test_speed_paths.py`` compare the fast paths with."""
+    what the speed benchmark and ``tests/codecs/test_speed_paths.py`` compare the fast paths with."""
     global _TORCH_KERNELS_ONLY
     before, _TORCH_KERNELS_ONLY = _TORCH_KERNELS_ONLY, True
     try:

@@ -198,7 +198,7 @@ def test_health_monitor_warns_once_when_a_level_collapses():
     assert monitor.update(collapsed, flat)["health/latent_spread"] < 1e-3
 
 
-if __name__ == "__main__":  # calibration: python tests/test_training_learns.py FAMILY [STEPS]
+if __name__ == "__main__":  # calibration: python tests/training/test_training_learns.py FAMILY [STEPS]
     import sys
     import tempfile
     import time

@@ -19,7 +19,7 @@ from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
 from audiotok.testing import spread_codebooks
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = {  # (codec, recipe, discriminator width)
     "speechtokenizer": ("speechtokenizer-tiny", "speechtokenizer", 0.0625),
     "mimi": ("mimi-tiny", "mimi", 0.125),

@@ -182,7 +182,7 @@ def test_a_new_family_plugs_in_with_one_module(tmp_path, monkeypatch):
         sys.modules.pop("my_family", None)
 
 
-@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[1] / "configs").glob("*.yaml")),
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[2] / "configs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_shipped_yaml_configs_still_resolve(path):
     """Every configs/*.yaml names a registered codec and a recipe that resolves with its overrides."""

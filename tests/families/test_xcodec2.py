@@ -2,7 +2,7 @@
 frames), the w2v-BERT features against transformers' extractor, the release's position-free
 attention, the double-bounded FSQ, the full-size config, training through the recipe, checkpoint
 errors, ``audiotok info`` and ``tokenize-dataset --llasa-text-vocab``.
-(Parity with the references and official checkpoint loading: tests/test_parity_xcodec2.py.)"""
+(Parity with the references and official checkpoint loading: tests/families/test_parity_xcodec2.py.)"""
 from __future__ import annotations
 
 import json
