@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from audiotok.codecs.modules.conv import torch_kernels
 from audiotok.training.health import latent_spread
 
 
@@ -64,7 +65,10 @@ def standardize_encoder(codec, wav: torch.Tensor, eps: float = 1e-5) -> dict[str
     handles += [m.register_forward_hook(hook) for name, m in codec.quantizer.named_modules()
                 if name.split(".")[-1] == "input_proj" and isinstance(m, nn.Conv1d)]
     try:
-        codec.quantizer.encode(codec.encode_latent(wav))  # never changes codebook state
+        # The plain kernels: the inference fast paths compute a conv without calling its module, so
+        # the hooks above would never run (and the init would silently do nothing).
+        with torch_kernels():
+            codec.quantizer.encode(codec.encode_latent(wav))  # never changes codebook state
     finally:
         for handle in handles:
             handle.remove()

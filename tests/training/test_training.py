@@ -374,3 +374,22 @@ def test_cli_fine_tunes_from_a_saved_tokenizer(tmp_path, monkeypatch):
     diffs = [float((a - tuned.state_dict()[k]).abs().max()) for k, a in saved.state_dict().items()
              if a.is_floating_point() and "codebook" not in k]
     assert max(diffs) < 0.05, max(diffs)
+
+
+@pytest.mark.parametrize("name", ["wavtokenizer-tiny", "mimi-tiny", "speechtokenizer-tiny"])
+def test_data_dependent_init_really_rescales_the_encoder(name):
+    """The init works through forward hooks on the encoder's convs: a conv computed without calling its
+    module (the inference fast paths) would skip them and leave the near-constant latent that collapses
+    training (docs/training-postmortem.md). The latent must come out standardised."""
+    from audiotok.codecs.families import build_codec
+    from audiotok.training.init import standardize_encoder
+
+    torch.manual_seed(0)
+    codec = build_codec(name)
+    wav = torch.randn(4, 1, codec.sample_rate) * 0.07
+    result = standardize_encoder(codec, wav)
+    assert result["spread_after"] > 0.9 > 0.3 > result["spread_before"], result
+    with torch.no_grad():
+        latent = codec.encoder(wav)  # the SEANet output (Mimi adds transformers and a resampler after it)
+    std = latent.std(dim=(0, 2))
+    assert torch.allclose(std, torch.ones_like(std), atol=0.05), std

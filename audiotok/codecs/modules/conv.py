@@ -214,6 +214,8 @@ class Conv1d(StreamingModule):
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
+        if not _matmul_kernels(x):  # training, tracing: call the module itself, so its hooks run
+            return conv(x)          # (the data-dependent init, training/init.py, is made of them)
         return conv1d(x, conv.weight, conv.bias, self.stride, conv.dilation[0], conv.groups)
 
     def _stream(self, x: torch.Tensor, state: State) -> torch.Tensor:
@@ -272,7 +274,10 @@ class ConvTranspose1d(StreamingModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         convtr = self.convtr
-        y = conv_transpose1d(x, convtr.weight, convtr.bias, self.stride, convtr.groups)
+        if _matmul_kernels(x):
+            y = conv_transpose1d(x, convtr.weight, convtr.bias, self.stride, convtr.groups)
+        else:  # the module itself, so its hooks run (as in Conv1d._conv)
+            y = convtr(x)
         total = self.padding_total
         state = self._streaming_state
         if state is None:
