@@ -11,7 +11,10 @@ false``). Always-on callbacks with their own config sections: ``checkpoint`` (a 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
@@ -51,6 +54,31 @@ def build_cli_class():
             parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "{step}"})
             parser.add_lightning_class_args(ExportTokenizer, "export")
 
+        def _parse_ckpt_path(self) -> None:
+            """Resume with the model settings you give, and say where they differ from the checkpoint's.
+
+            LightningCLI would overwrite the config's ``model`` section with the checkpoint's
+            hyperparameters, silently undoing a changed schedule or loss weight (a second training
+            phase). Here the config wins and every difference is printed; the weights, optimiser and
+            step still come from the checkpoint.
+            """
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if not ckpt_path or not Path(ckpt_path).is_file():
+                return
+            import torch
+
+            saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+            current = self.config[subcommand].get("model")
+            current = current.as_dict() if hasattr(current, "as_dict") else dict(current or {})
+            changed = settings_differences(
+                {k: v for k, v in saved.items() if not k.startswith("_")},
+                {k: v for k, v in current.items() if not k.startswith("_")})
+            if changed:
+                lines = "\n".join(f"    model.{key}: {now!r}  (checkpoint: {before!r})" for key, before, now in changed)
+                print(f"resuming {ckpt_path} with model settings that differ from the checkpoint's; "
+                      f"the run continues with the config's:\n{lines}", file=sys.stderr, flush=True)
+
         def instantiate_trainer(self, **kwargs):
             """Add a RichProgressBar unless the config turns the bar off or brings its own."""
             trainer = self._get(self.config_init, "trainer", default={})
@@ -61,6 +89,18 @@ def build_cli_class():
             return super().instantiate_trainer(**kwargs)
 
     return CodecCLI
+
+
+def settings_differences(before: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, before, now)`` for every leaf where two nested settings dicts differ."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(before) | set(now), key=str):
+            found += settings_differences(before.get(key), now.get(key), f"{prefix}{key}.")
+        return found
+    if isinstance(before, (list, tuple)) and isinstance(now, (list, tuple)):
+        before, now = list(before), list(now)
+    return [] if before == now else [(prefix.rstrip("."), before, now)]
 
 
 class _DropAdvertisements(logging.Filter):

@@ -40,7 +40,7 @@ from audiotok.training.distillation import build_distillation
 from audiotok.training.health import HealthMonitor, shuffle_frames
 from audiotok.training.init import standardize_encoder
 from audiotok.training.losses import MEL_PRESETS, Balancer, MultiScaleMelLoss, waveform_l1_loss
-from audiotok.training.optim import build_optimizer, build_scheduler
+from audiotok.training.optim import adapt_scheduler_state, build_optimizer, build_scheduler
 from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
 from audiotok.training.weight_ema import WeightEMA
@@ -348,6 +348,11 @@ class CodecLightningModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.d_steps = int(checkpoint.get("audiotok_d_steps", 0))
+        # a resume may change the schedule (phase 2 of a run): continue it from the saved step
+        if "lr_schedulers" in checkpoint:
+            schedule = self.recipe["optim"]["scheduler"]
+            checkpoint["lr_schedulers"] = [adapt_scheduler_state(state, schedule)
+                                           for state in checkpoint["lr_schedulers"]]
         if self.balancer is not None and "audiotok_balancer" in checkpoint:
             self.balancer.load_state_dict(checkpoint["audiotok_balancer"])
 

@@ -69,3 +69,19 @@ def build_scheduler(spec: dict[str, Any], optimizer: torch.optim.Optimizer,
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
+
+
+def adapt_scheduler_state(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A saved scheduler state rewritten for the schedule ``spec`` builds, keeping its step count.
+
+    Resuming with a different ``optim.scheduler`` (say, phase 1 decayed exponentially and phase 2
+    anneals with a cosine) would otherwise fail inside PyTorch (``KeyError: 'lr_lambdas'``) or carry the
+    old schedule's constants over. The new schedule continues from the saved step: a cosine over
+    ``total_steps`` is at ``last_epoch`` of its curve, an exponential multiplies the current rate.
+    """
+    name = spec.get("name", "constant")
+    common = {key: state[key] for key in ("base_lrs", "last_epoch", "_step_count", "_is_initial",
+                                          "_get_lr_called_within_step", "_last_lr") if key in state}
+    if name == "exponential":
+        return {**common, "gamma": float(spec.get("gamma", 0.999996))}
+    return {**common, "lr_lambdas": [None] * len(state.get("base_lrs", [None]))}

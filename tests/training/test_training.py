@@ -393,3 +393,35 @@ def test_data_dependent_init_really_rescales_the_encoder(name):
         latent = codec.encoder(wav)  # the SEANet output (Mimi adds transformers and a resampler after it)
     std = latent.std(dim=(0, 2))
     assert torch.allclose(std, torch.ones_like(std), atol=0.05), std
+
+
+def test_cli_resume_with_a_new_schedule_continues_it_and_says_what_changed(tmp_path, monkeypatch, capsys):
+    """Phase 2 of a run: resume with the learning-rate schedule switched (exponential -> cosine).
+
+    LightningCLI alone would replace the config's model settings by the checkpoint's (the run silently
+    keeps decaying exponentially), and PyTorch cannot load an ExponentialLR state into a cosine
+    LambdaLR. The resumed run must follow the new schedule from the saved step, and say what changed.
+    """
+    from audiotok.cli.train import run_lightning_cli
+
+    monkeypatch.chdir(tmp_path)
+    config = str(CONFIGS / "wavtokenizer-tiny.yaml")
+    fast = ["--data.segment_seconds", "0.25", "--checkpoint.every_n_train_steps", "2",
+            "--trainer.enable_progress_bar", "false", "--model.warmup_steps", "100"]
+    assert run_lightning_cli(["fit", "--config", config, "--trainer.max_steps", "2", *fast,
+                              "--model.optim", '{"scheduler": {"name": "exponential", "gamma": 0.5}}']) == 0
+    first = tmp_path / "runs" / "wavtokenizer-tiny" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(first, weights_only=False)
+    base = saved["lr_schedulers"][0]["base_lrs"][0]
+    assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(base * 0.5 ** 2)
+    capsys.readouterr()
+    assert run_lightning_cli(["fit", "--config", config, "--trainer.max_steps", "4", *fast,
+                              "--model.optim", '{"scheduler": {"name": "cosine", "total_steps": 8}}',
+                              "--ckpt_path", str(first)]) == 0
+    said = capsys.readouterr().err
+    assert "model.optim.scheduler" in said and "cosine" in said, said
+    resumed = torch.load(tmp_path / "runs" / "wavtokenizer-tiny" / "version_1" / "checkpoints" / "last.ckpt",
+                         weights_only=False)
+    assert resumed["global_step"] == 4
+    # cosine over 8 steps at step 4 is half the base rate; the old exponential would be at 1/16
+    assert resumed["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5 * base)
