@@ -5,7 +5,8 @@ such a manifest, or ``.npy`` / ``.npz`` codes files. The model comes from ``--mo
 ``tokenizer.json`` beside the codes; either way it must be the tokenizer recorded there (same config
 hash, sample rate and codebook layout), or the command stops naming both (``--force`` decodes anyway).
 A bad codes file or manifest line is reported and skipped; exit code 1 if any failed. WAV files are
-written under a temporary name and renamed into place when complete.
+written under a temporary name and renamed into place when complete; an item longer than
+``--chunk-seconds`` is decoded and written chunk by chunk, so memory does not grow with its duration.
 """
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path) -> int:
     from tqdm import tqdm
 
-    from audiotok.data.audio_io import save_audio
+    from audiotok.data.audio_io import save_audio, save_audio_pieces
 
     failures: dict[str, str] = {}
     entries, folders, missing = list_entries(args.inputs, failures)
@@ -198,17 +199,24 @@ def _run(args: argparse.Namespace, out: Path) -> int:
                 batch.append(entry)
                 codes.append(item)
                 lengths.append(num_samples or item.shape[-1] * tok.hop_length)
-            if batch:
-                audio = tok.detokenize(codes).unbatch()
-                for entry, wav, n in zip(batch, audio, lengths):
-                    target = out / f"{entry.id}.wav"
-                    try:
-                        write_atomic(target, lambda tmp, w=wav[:, :n]: save_audio(tmp, w, tok.sample_rate))
-                    except (OSError, RuntimeError, ValueError) as err:  # soundfile errors are RuntimeErrors
-                        failures[str(entry.path)] = f"cannot write {target} ({err}); no partial file was left"
-                        print(f"error: {entry.path}: cannot write {target}: {err}", file=sys.stderr)
-                        continue
-                    written += 1
+            # Short items are decoded together; a long one is decoded and written chunk by chunk, so
+            # memory does not grow with its duration.
+            short = [k for k, item in enumerate(codes) if not tok.decodes_in_chunks(item.shape[-1])]
+            audio = dict(zip(short, tok.detokenize([codes[k] for k in short]).unbatch())) if short else {}
+            for k, (entry, n) in enumerate(zip(batch, lengths)):
+                if k in audio:
+                    write = lambda tmp, w=audio[k][:, :n]: save_audio(tmp, w, tok.sample_rate)  # noqa: E731
+                else:
+                    write = lambda tmp, c=codes[k], n=n: save_audio_pieces(  # noqa: E731
+                        tmp, tok.iter_detokenize(c, n), tok.sample_rate)
+                target = out / f"{entry.id}.wav"
+                try:
+                    write_atomic(target, write)
+                except (OSError, RuntimeError, ValueError) as err:  # soundfile errors are RuntimeErrors
+                    failures[str(entry.path)] = f"cannot write {target} ({err}); no partial file was left"
+                    print(f"error: {entry.path}: cannot write {target}: {err}", file=sys.stderr)
+                    continue
+                written += 1
             bar.update(len(entries[start : start + args.batch_size]))
     print(f"decoded {written} of {total} inputs into {out}"
           + (f"; {len(failures)} failed:" if failures else ""), file=sys.stderr)

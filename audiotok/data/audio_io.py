@@ -6,8 +6,8 @@ channel count and PCM format (int or float) is read the same way: float32 in [-1
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -185,12 +185,26 @@ def from_array(
 
 def save_audio(path: str | Path, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write ``[C, T]`` (or ``[T]``) float audio; format from the suffix, WAV/FLAC as 16-bit PCM."""
+    return save_audio_pieces(path, [wav], sample_rate)
+
+
+def save_audio_pieces(path: str | Path, pieces: Iterable[torch.Tensor | np.ndarray], sample_rate: int) -> Path:
+    """Write consecutive ``[C, n_i]`` (or ``[n_i]``) pieces as one file, one piece in memory at a time;
+    the bytes equal :func:`save_audio` of the pieces joined."""
     import soundfile as sf
 
-    array = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    array = array.T if array.ndim == 2 else array
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
-    sf.write(str(path), np.clip(array, -1.0, 1.0), int(sample_rate), subtype=subtype)
+    with ExitStack() as stack:
+        file = None
+        for wav in pieces:
+            array = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+            array = array.T if array.ndim == 2 else array
+            if file is None:  # opened at the first piece: its channels
+                channels = array.shape[1] if array.ndim == 2 else 1
+                file = stack.enter_context(sf.SoundFile(str(path), "w", int(sample_rate), channels, subtype))
+            file.write(np.clip(array, -1.0, 1.0))
+        if file is None:
+            raise ValueError(f"no audio to write to {path}")
     return path

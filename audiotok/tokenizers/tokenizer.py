@@ -21,6 +21,7 @@ What it adds on top of :class:`~audiotok.codecs.Codec`:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -362,29 +363,32 @@ class Tokenizer:
                               num_samples=torch.tensor([num_samples]), sample_rate=self.sample_rate,
                               frame_rate=self.frame_rate)
 
-    def _run_chunked(self, total: int, run: Callable[[Callable, int, int], torch.Tensor], offline: Callable,
-                     step: str, out_per_frame: int, n_q: int | None = None) -> torch.Tensor:
-        """Apply ``run(call, a, b)`` (frames ``[a, b)``) chunk by chunk over ``[0, total)``; join the outputs.
+    def _run_chunked(self, *args, **kwargs) -> torch.Tensor:
+        """:meth:`_iter_chunked`'s outputs joined along the last axis."""
+        return torch.cat(list(self._iter_chunked(*args, **kwargs)), dim=-1)
+
+    def _iter_chunked(self, total: int, run: Callable[[Callable, int, int], torch.Tensor], offline: Callable,
+                      step: str, out_per_frame: int, n_q: int | None = None) -> Iterator[torch.Tensor]:
+        """Yield ``run(call, a, b)`` (frames ``[a, b)``) chunk by chunk over ``[0, total)``, in order.
 
         Causal: consecutive chunks through one :class:`~audiotok.tokenizers.streaming.Stream` (``call`` is
         its ``step`` method, ``"encode_step"`` or ``"decode_step"``), which carries every module's state
         across the cut (exact). Non-causal: chunks widened by the context on both sides (``call`` is
         ``offline``), keeping the central part (approximate). ``out_per_frame``: output steps per frame
-        (1 for codes, hop for audio).
+        (1 for codes, hop for audio). The stream stays open until the generator ends or is closed.
         """
-        chunk, pieces = self._chunk_frames(), []
+        chunk = self._chunk_frames()
         if self.is_causal:
             with Stream(self.codec, 1, n_q) as stream:
                 for start in range(0, total, chunk):
-                    pieces.append(run(getattr(stream, step), start, min(start + chunk, total)))
+                    yield run(getattr(stream, step), start, min(start + chunk, total))
         else:
             context = self._context_frames()
             for start in range(0, total, chunk):
                 stop = min(start + chunk, total)
                 lo, hi = max(0, start - context), min(total, stop + context)
                 out = run(offline, lo, hi)
-                pieces.append(out[..., (start - lo) * out_per_frame : (stop - lo) * out_per_frame])
-        return torch.cat(pieces, dim=-1)
+                yield out[..., (start - lo) * out_per_frame : (stop - lo) * out_per_frame]
 
     # ---- detokenize -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -393,28 +397,65 @@ class Tokenizer:
 
         ``codes``: a :class:`TokenizedAudio` (trimmed to the exact input samples), a tensor/array
         ``[B, Q, F]`` or ``[Q, F]``, or a list of ``[Q, F_i]``. ``lengths``: valid frames per item
-        (default: all); audio is then ``lengths * hop`` samples long.
+        (default: all); audio is then ``lengths * hop`` samples long. To write one long item without
+        holding its whole waveform, use :meth:`iter_detokenize`.
         """
-        samples = None
-        if isinstance(codes, TokenizedAudio):
-            codes, lengths, samples = codes.codes, codes.lengths, codes.num_samples.tolist()
-        items = self._code_items(codes, lengths)
-        if samples is None:
-            samples = [c.shape[-1] * self.hop_length for c in items]
+        items, samples = self._items_and_samples(codes, lengths)
         audio: list[torch.Tensor | None] = [None] * len(items)
         frames = [c.shape[-1] for c in items]
-        limit = self._chunk_frames()
-        for i in [i for i, f in enumerate(frames) if limit is not None and f > limit]:
+        for i in [i for i, f in enumerate(frames) if self.decodes_in_chunks(f)]:
             audio[i] = self._decode_long(items[i])
         short = [i for i, f in enumerate(frames) if audio[i] is None]
         for batch in self._batches([frames[i] for i in short]):
             idx = [short[j] for j in batch]
-            out = self.codec.decode(pad_stack([items[i] for i in idx]).to(self.device))
-            for row, i in enumerate(idx):
-                audio[i] = out[row, :, : frames[i] * self.hop_length].float().cpu()
+            for i, wav in zip(idx, self._decode_batch([items[i] for i in idx])):
+                audio[i] = wav
         audio = [a[:, :n] for a, n in zip(audio, samples)]
         return DetokenizedAudio(audio=pad_stack(audio), sample_rate=self.sample_rate,
                                 lengths=torch.tensor([a.shape[-1] for a in audio], dtype=torch.long))
+
+    @torch.inference_mode()
+    def iter_detokenize(self, codes, num_samples: int | None = None) -> Iterator[torch.Tensor]:
+        """One item's codes → consecutive audio pieces ``[1, n_i]``; joined, they equal that item's
+        ``detokenize(codes)`` exactly.
+
+        ``codes``: ``[Q, F]`` (or ``[1, Q, F]``) or a :class:`TokenizedAudio` of one item.
+        ``num_samples``: the true length to trim to (default: the TokenizedAudio's, else ``F * hop``).
+        An item longer than ``chunk_seconds`` is decoded chunk by chunk, one piece per chunk, so memory
+        stays at about one chunk whatever its duration; a shorter one is one piece. A causal codec's
+        stream stays open until the generator is exhausted or closed.
+        """
+        items, samples = self._items_and_samples(codes, None)
+        if len(items) != 1:
+            raise ValueError(f"iter_detokenize decodes one item, got {len(items)}; call it per item")
+        item, left = items[0], samples[0] if num_samples is None else int(num_samples)
+        long = self.decodes_in_chunks(item.shape[-1])
+        pieces = self._iter_decode_long(item) if long else (wav for wav in self._decode_batch([item]))
+        with contextlib.closing(pieces):
+            for piece in pieces:  # stop decoding once the true length is reached
+                yield piece[:, : max(left, 0)]
+                left -= piece.shape[-1]
+                if left <= 0:
+                    break
+
+    def _items_and_samples(self, codes, lengths) -> tuple[list[torch.Tensor], list[int]]:
+        """Checked ``[Q, F_i]`` items and the samples each decodes to (a TokenizedAudio's true lengths)."""
+        if isinstance(codes, TokenizedAudio):
+            items = self._code_items(codes.codes, codes.lengths)
+            return items, codes.num_samples.tolist()
+        items = self._code_items(codes, lengths)
+        return items, [c.shape[-1] * self.hop_length for c in items]
+
+    def decodes_in_chunks(self, num_frames: int) -> bool:
+        """Whether an item of ``num_frames`` frames is longer than ``chunk_seconds``, so detokenize
+        decodes it chunk by chunk (and :meth:`iter_detokenize` yields one piece per chunk)."""
+        limit = self._chunk_frames()
+        return limit is not None and num_frames > limit
+
+    def _decode_batch(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``[Q, F_i]`` items decoded together → float32 CPU audio ``[1, F_i * hop]`` each."""
+        out = self.codec.decode(pad_stack(items).to(self.device))
+        return [out[row, :, : c.shape[-1] * self.hop_length].float().cpu() for row, c in enumerate(items)]
 
     def _code_items(self, codes, lengths) -> list[torch.Tensor]:
         """Normalise decoder input to a list of ``[Q, F_i]`` int64 tensors (validated)."""
@@ -450,7 +491,11 @@ class Tokenizer:
         return [c.long() for c in items]
 
     def _decode_long(self, codes: torch.Tensor) -> torch.Tensor:
-        """``[Q, F]`` → ``[1, F * hop]`` in chunks (exact if causal)."""
+        """``[Q, F]`` → ``[1, F * hop]`` in chunks (exact if causal): :meth:`_iter_decode_long` joined."""
+        return torch.cat(list(self._iter_decode_long(codes)), dim=-1)
+
+    def _iter_decode_long(self, codes: torch.Tensor) -> Iterator[torch.Tensor]:
+        """``[Q, F]`` → float32 CPU pieces ``[1, k * hop]``, one per chunk of ``k`` frames."""
         if isinstance(self.codec, Codec):  # once, on the host: streaming steps do not read device codes
             self.codec.check_codes(codes[None])
         codes = codes[None].to(self.device)
@@ -458,5 +503,8 @@ class Tokenizer:
         def decode(step, start: int, stop: int) -> torch.Tensor:
             return step(codes[..., start:stop])
 
-        return self._run_chunked(codes.shape[-1], decode, self.codec.decode, "decode_step",
-                                 out_per_frame=self.hop_length)[0].float().cpu()
+        pieces = self._iter_chunked(codes.shape[-1], decode, self.codec.decode, "decode_step",
+                                    out_per_frame=self.hop_length)
+        with contextlib.closing(pieces):
+            for piece in pieces:
+                yield piece[0].float().cpu()

@@ -131,3 +131,63 @@ def test_tokenize_dataset_in_worker_processes(model_dir, audio_dir, tmp_path):
     assert summary["rows"] == 5 and [r["id"] for r in rows] == ["a", "b", "spk/c", "spk/d", "e"]
     expected = tok.tokenize(audio_dir / "e.wav").unbatch()[0].numpy()
     assert np.array_equal(np.asarray(rows[-1]["codes"]), expected)
+
+
+@pytest.fixture()
+def long_and_short_codes(tmp_path, one_thread):
+    """Codes of 7.3 s (longer than a 2 s chunk) and 1.1 s of noise by mimi-tiny-trained, with their
+    true lengths in .npz files; the whole-array decode of each (what detokenize wrote before)."""
+    import audiotok
+
+    tok = audiotok.load("mimi-tiny-trained", chunk_seconds=2.0)
+    folder, whole = tmp_path / "codes", {}
+    folder.mkdir()
+    for name, seconds in [("long", 7.3), ("short", 1.1)]:
+        wav = torch.randn(1, int(seconds * tok.sample_rate), generator=torch.Generator().manual_seed(1)) * 0.1
+        tokens = tok.tokenize(wav)
+        np.savez(folder / f"{name}.npz", codes=tokens.unbatch()[0].numpy(), num_samples=wav.shape[-1])
+        whole[name] = tok.detokenize(tokens).unbatch()[0]
+    return folder, whole, tok
+
+
+def test_detokenize_writes_a_long_item_piece_by_piece(long_and_short_codes, tmp_path, monkeypatch):
+    from audiotok.data import audio_io
+
+    folder, whole, tok = long_and_short_codes
+    written, real = [], audio_io.save_audio_pieces
+
+    def spy(path, pieces, rate):
+        written.append([])
+        return real(path, (written[-1].append(p.shape[-1]) or p for p in pieces), rate)
+
+    monkeypatch.setattr(audio_io, "save_audio_pieces", spy)
+    out = tmp_path / "wav"
+    assert main(["detokenize", str(folder), "-o", str(out), "-m", "mimi-tiny-trained", "--chunk-seconds", "2"]) == 0
+    chunk = tok._chunk_frames() * tok.hop_length  # the long item chunk by chunk, the short one whole:
+    assert written == [[chunk] * 3 + [whole["long"].shape[-1] - 3 * chunk], [whole["short"].shape[-1]]]
+    for name, wav in whole.items():  # bytes as the whole-array write
+        audio_io.save_audio(tmp_path / f"{name}.wav", wav, tok.sample_rate)
+        assert (out / f"{name}.wav").read_bytes() == (tmp_path / f"{name}.wav").read_bytes()
+
+
+def test_detokenize_failing_midway_leaves_no_partial_file(long_and_short_codes, tmp_path, capsys, monkeypatch):
+    from audiotok.data.outputs import is_temporary
+    from audiotok.tokenizers.streaming import Stream
+
+    folder, whole, tok = long_and_short_codes
+    calls, real = [], Stream.decode_step
+
+    def fails_on_the_second_chunk(self, codes):
+        calls.append(codes.shape[-1])
+        if len(calls) == 2:  # the first piece is already in the temporary file
+            raise RuntimeError("decoder fault")
+        return real(self, codes)
+
+    monkeypatch.setattr(Stream, "decode_step", fails_on_the_second_chunk)
+    out = tmp_path / "wav"
+    rc = main(["detokenize", str(folder), "-o", str(out), "-m", "mimi-tiny-trained", "--chunk-seconds", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(calls) == 2 and "decoder fault" in err and str(out / "long.wav") in err
+    assert "decoded 1 of 2 inputs" in err and str(folder / "long.npz") in err.split("failed:")[-1]
+    assert [p.name for p in out.iterdir() if p.suffix == ".wav" or is_temporary(p)] == ["short.wav"]
+    assert sf.info(str(out / "short.wav")).frames == whole["short"].shape[-1]

@@ -96,3 +96,23 @@ def test_cli_tokenizes_a_long_file_without_loading_it(stereo_file, tmp_path, mon
                  "--chunk-seconds", "2"]) == 0
     (written,) = out.glob("*.npy")
     assert np.array_equal(np.load(written), expected.numpy())
+
+
+@pytest.mark.parametrize("name", ["mimi-tiny-trained", "speechtokenizer-tiny-trained"])  # causal, not
+def test_iter_detokenize_pieces_join_to_detokenize(name):
+    tok = audiotok.load(name, chunk_seconds=0.5, context_seconds=0.3)
+    wav = torch.randn(1, int(2.3 * tok.sample_rate), generator=torch.Generator().manual_seed(0)) * 0.1
+    tokens = tok.tokenize(wav)
+    expected = tok.detokenize(tokens).unbatch()[0]
+    pieces = list(tok.iter_detokenize(tokens))
+    chunk = tok._chunk_frames() * tok.hop_length
+    assert len(pieces) > 3 and max(p.shape[-1] for p in pieces) <= chunk  # one chunk at a time
+    assert expected.shape == (1, wav.shape[-1]) and torch.equal(torch.cat(pieces, dim=-1), expected)
+    codes = tokens.unbatch()[0]  # plain codes: whole frames, or trimmed to num_samples
+    assert torch.equal(torch.cat(list(tok.iter_detokenize(codes)), dim=-1), tok.detokenize(codes).audio[0])
+    trimmed = list(tok.iter_detokenize(codes, num_samples=chunk + 10))
+    assert len(trimmed) == 2 and torch.equal(torch.cat(trimmed, dim=-1), expected[:, : chunk + 10])
+    short = list(audiotok.load(name).iter_detokenize(codes))  # shorter than a chunk: one piece
+    assert len(short) == 1 and short[0].shape == (1, codes.shape[-1] * tok.hop_length)
+    with pytest.raises(ValueError, match="one item"):
+        next(tok.iter_detokenize(torch.zeros(2, *codes.shape, dtype=torch.long)))
