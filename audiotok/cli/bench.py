@@ -14,7 +14,7 @@ SUB_BENCHMARKS = {  # name -> (module, help)
     "speed": ("audiotok.benchmarks.speed", "encode/decode throughput and real-time factor"),
     "streaming": ("audiotok.benchmarks.streaming", "frame-by-frame streaming latency"),
     "training": ("audiotok.benchmarks.training_speed", "training steps per second"),
-    "memory": ("audiotok.benchmarks.memory", "peak memory of tokenizing long files vs duration"),
+    "memory": ("audiotok.benchmarks.memory", "peak memory of tokenizing and detokenizing long files vs duration"),
     "tokenize-dataset": ("audiotok.benchmarks.tokenize_dataset", "tokenize-dataset: local engine vs Ray workers"),
 }
 

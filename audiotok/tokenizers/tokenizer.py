@@ -14,7 +14,8 @@ What it adds on top of :class:`~audiotok.codecs.Codec`:
   :class:`~audiotok.tokenizers.streaming.Stream` in whole-frame chunks, which is exact; a non-causal
   codec encodes overlapping windows and keeps each window's central frames (``context_seconds`` on each
   side), which is *approximate*: frames near a window edge may differ from encoding the whole file at
-  once. Decoding long code sequences works the same way.
+  once. Decoding long code sequences works the same way; :meth:`Tokenizer.iter_detokenize` yields one
+  item's audio chunk by chunk, so a long output can be written without holding its whole waveform.
 * **Validation at the boundary**: ``tokenize`` checks the audio and ``n_q`` once per call,
   ``detokenize`` the codes' layout (their values: ``Codec.decode``, or once per long item); the
   batching and chunking inside pass the checked values on.
