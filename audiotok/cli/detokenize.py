@@ -11,6 +11,7 @@ written under a temporary name and renamed into place when complete; an item lon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import dataclass
@@ -204,11 +205,14 @@ def _run(args: argparse.Namespace, out: Path) -> int:
             short = [k for k, item in enumerate(codes) if not tok.decodes_in_chunks(item.shape[-1])]
             audio = dict(zip(short, tok.detokenize([codes[k] for k in short]).unbatch())) if short else {}
             for k, (entry, n) in enumerate(zip(batch, lengths)):
-                if k in audio:
-                    write = lambda tmp, w=audio[k][:, :n]: save_audio(tmp, w, tok.sample_rate)  # noqa: E731
-                else:
-                    write = lambda tmp, c=codes[k], n=n: save_audio_pieces(  # noqa: E731
-                        tmp, tok.iter_detokenize(c, n), tok.sample_rate)
+                def write(tmp: Path) -> None:  # called at once, by write_atomic
+                    if k in audio:
+                        save_audio(tmp, audio[k][:, :n], tok.sample_rate)
+                        return
+                    # closing: a failed write ends the decoding (and its stream) at once
+                    with contextlib.closing(tok.iter_detokenize(codes[k], n)) as pieces:
+                        save_audio_pieces(tmp, pieces, tok.sample_rate)
+
                 target = out / f"{entry.id}.wav"
                 try:
                     write_atomic(target, write)
