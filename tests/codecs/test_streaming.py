@@ -211,3 +211,29 @@ def test_a_step_checks_codes_once_and_the_codec_reads_none(tiny, monkeypatch):
             stream.decode_step(torch.full_like(codes, tiny.codebook_size))
     with pytest.raises(ValueError, match=r"codes must lie in \[0, "):  # offline decode checks itself
         tiny.decode(torch.full_like(codes, -1))
+
+
+def test_append_window_equals_cat_through_refills_resets_and_replaced_state():
+    """The KV cache's preallocated window: every call returns ``cat([state, new])`` and leaves the last
+    ``keep`` steps, bit for bit, across buffer refills (slack 2), an in-place masked reset, a state
+    another caller replaced (the ONNX step graph does), and calls of varying length."""
+    from audiotok.codecs.modules.streaming import AppendWindow
+
+    generator = torch.Generator().manual_seed(0)
+    append, scratch = AppendWindow(slack=2), {}
+    keep = 5
+    state = {"k": torch.zeros(2, 3, keep, 4)}
+    reference = state["k"].clone()
+    for step, t in enumerate([1, 2, 2, 3, 1, 2, 4, 2, 2, 1, 3]):
+        new = torch.randn(2, 3, t, 4, generator=generator)
+        window = append(scratch, state, "k", new, dim=2, keep=keep)
+        expected = torch.cat([reference, new], dim=2)
+        assert torch.equal(window, expected), step
+        reference = expected[:, :, -keep:]
+        assert torch.equal(state["k"], reference), step
+        if step == 4:  # reset stream 1 in place, as reset_streaming(mask) does
+            state["k"][torch.tensor([False, True])] = 0
+            reference = reference.clone()
+            reference[1] = 0
+        if step == 7:  # someone else put its own tensor there
+            state["k"] = reference = torch.randn(2, 3, keep, 4, generator=generator)

@@ -232,8 +232,8 @@ class Conv1d(StreamingModule):
             if fresh.any():
                 previous[fresh] = x[fresh, :, :1].expand_as(previous[fresh])
         state["started"].fill_(True)
-        x = torch.cat([previous, x], dim=-1)
-        if previous.shape[-1]:
+        if previous.shape[-1]:  # (no context: the chunk as it is)
+            x = torch.cat([previous, x], dim=-1)
             state["previous"] = x[..., x.shape[-1] - previous.shape[-1]:].clone()
         return self._conv(x)
 
@@ -293,7 +293,10 @@ class ConvTranspose1d(StreamingModule):
             return y
         if y.shape[-1] < 2 * total:
             raise ValueError("streaming chunk too short for the transposed conv overlap")
-        y = torch.cat([y[..., :total] + state["partial"], y[..., total:]], dim=-1)
+        if inference_fast_paths():  # y is this call's own tensor: add the carried overlap in place
+            y[..., :total] += state["partial"]
+        else:
+            y = torch.cat([y[..., :total] + state["partial"], y[..., total:]], dim=-1)
         tail = y[..., -total:]
         if self.convtr.bias is not None:
             tail = tail - self.convtr.bias[:, None]

@@ -9,6 +9,10 @@ implementation (the idea is moshi's; the code is ours).
 States are plain dicts of tensors whose first dimension is the batch, so one generic rule resets any
 subset of streams (``reset_streaming(mask)``): the state rows of the masked items are zeroed. Each
 module stores its state so that zeros mean "just started".
+
+Inference may keep scratch buffers next to the state (``self._streaming_scratch``, a dict that lives
+and dies with the state; never exported nor reset): :class:`AppendWindow` uses it so that a state
+holding "the last ``keep`` steps" grows without copying itself on every call.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class StreamingModule(nn.Module):
     """Base class of modules that carry state between streaming calls."""
 
     _streaming_state: State | None = None
+    _streaming_scratch: dict | None = None
 
     def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
         """A fresh state for ``batch_size`` streams (override; zeros must mean 'just started')."""
@@ -49,10 +54,12 @@ class StreamingModule(nn.Module):
         device = self._device()
         for module in self._streaming_modules():
             module._streaming_state = module._init_streaming_state(batch_size, device)
+            module._streaming_scratch = {}
 
     def stop_streaming(self) -> None:
         for module in self._streaming_modules():
             module._streaming_state = None
+            module._streaming_scratch = None
 
     @contextmanager
     def streaming(self, batch_size: int = 1):
@@ -62,6 +69,16 @@ class StreamingModule(nn.Module):
             yield self
         finally:
             self.stop_streaming()
+
+    def _append_steps(self, key: str, new: torch.Tensor, dim: int, keep: int, fast: bool) -> torch.Tensor:
+        """``torch.cat([state[key], new], dim)``; ``state[key]`` keeps its last ``keep`` steps.
+        ``fast`` (inference): through an :class:`AppendWindow`, no copy of the state per call."""
+        state = self._streaming_state
+        if fast:
+            return _APPEND_WINDOW(self._streaming_scratch, state, key, new, dim, keep)
+        joined = torch.cat([state[key], new], dim=dim)
+        state[key] = joined.narrow(dim, joined.shape[dim] - keep, keep)
+        return joined
 
     def reset_streaming(self, mask: torch.Tensor | None = None) -> None:
         """Restart the streams selected by ``mask [B]`` (all when ``None``); others keep their state."""
@@ -76,3 +93,41 @@ class StreamingModule(nn.Module):
                     value.zero_()
                 else:
                     value[mask.to(value.device)] = 0
+
+
+class AppendWindow:
+    """``torch.cat([state[key], new], dim)`` that then keeps the last ``keep`` steps in ``state[key]``,
+    without copying the state on every call (an inference shortcut; same values as the ``cat``).
+
+    The state entry becomes a view into a preallocated buffer with room for ``slack`` more calls: each
+    call writes ``new`` after the view and returns the window ``[old, new]`` as a view of the buffer.
+    When the room runs out, or the entry is not the view this left (a new stream, a caller that put its
+    own tensor there), a fresh buffer starts with a copy of the entry. Resets zero the view in place,
+    which zeroes the buffer's window too. The buffers live in ``scratch`` (the module's
+    ``_streaming_scratch``), so they go with the stream.
+    """
+
+    def __init__(self, slack: int = 32):
+        self.slack = slack
+
+    def __call__(self, scratch: dict, state: State, key: str, new: torch.Tensor, dim: int,
+                 keep: int) -> torch.Tensor:
+        old, t = state[key], new.shape[dim]
+        length = old.shape[dim]
+        held = scratch.get(key)  # (buffer, start of the state's view, that view)
+        if held is None or held[2] is not old or held[1] + length + t > held[0].shape[dim]:
+            shape = list(old.shape)
+            shape[dim] = length + self.slack * t
+            buffer = old.new_empty(shape, dtype=torch.promote_types(old.dtype, new.dtype))
+            buffer.narrow(dim, 0, length).copy_(old)
+            held = (buffer, 0, old)
+        buffer, start = held[0], held[1]
+        buffer.narrow(dim, start + length, t).copy_(new)
+        window = buffer.narrow(dim, start, length + t)
+        view = buffer.narrow(dim, start + length + t - keep, keep)
+        state[key] = view
+        scratch[key] = (buffer, start + length + t - keep, view)
+        return window
+
+
+_APPEND_WINDOW = AppendWindow()

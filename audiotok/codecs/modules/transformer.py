@@ -12,25 +12,41 @@ stream, so streams in a batch may start at different times (``reset_streaming(ma
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import inference_fast_paths
 from .streaming import State, StreamingModule
+
+
+def rope_angles(positions: torch.Tensor, dim: int, max_period: float = 10_000.0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE factors at ``positions [B, T]``, each ``[B, 1, T, dim]`` float32, laid out for
+    :func:`rotate_pairs`: ``cos`` repeated over each pair, ``sin`` as ``(-sin, sin)`` per pair."""
+    freqs = torch.exp(torch.arange(dim // 2, device=positions.device, dtype=torch.float32)
+                      * (-math.log(max_period) * 2 / dim))
+    angles = positions.float()[:, None, :, None] * freqs  # [B, 1, T, D/2]
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    shape = (*cos.shape[:-1], dim)  # (stack + reshape: repeat_interleave and flatten mis-rank in ONNX)
+    return torch.stack([cos, cos], dim=-1).reshape(shape), torch.stack([-sin, sin], dim=-1).reshape(shape)
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs ``(x[2i], x[2i+1])`` of ``x [..., B, H, T, D]`` by the factors of
+    :func:`rope_angles`: ``(x0·cos - x1·sin, x1·cos + x0·sin)``, in float32, returned in ``x``'s dtype."""
+    x32 = x.float()
+    d = x.shape[-1]
+    # (x1, x0) per pair (reshape, not unflatten(-1, (-1, 2)), which the ONNX exporter mis-ranks)
+    swapped = x32.reshape(*x.shape[:-1], d // 2, 2).flip(-1).reshape(x.shape)
+    return (x32 * cos + swapped * sin).to(x.dtype)
 
 
 def apply_rope(x: torch.Tensor, positions: torch.Tensor, max_period: float = 10_000.0) -> torch.Tensor:
     """Rotate interleaved pairs ``(x[2i], x[2i+1])`` of ``x [B, H, T, D]`` by ``positions [B, T]``."""
-    d = x.shape[-1]
-    freqs = torch.exp(torch.arange(d // 2, device=x.device, dtype=torch.float32)
-                      * (-math.log(max_period) * 2 / d))
-    angles = positions.float()[:, None, :, None] * freqs  # [B, 1, T, D/2]
-    cos, sin = torch.cos(angles), torch.sin(angles)
-    pairs = x.float().reshape(*x.shape[:-1], d // 2, 2)
-    real, imag = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
-    return rotated.reshape(x.shape).to(x.dtype)
+    return rotate_pairs(x, *rope_angles(positions, x.shape[-1], max_period))
 
 
 class LayerScale(nn.Module):
@@ -44,8 +60,22 @@ class LayerScale(nn.Module):
         return x * self.scale
 
 
+class Positions(NamedTuple):
+    """What every layer of one :class:`Transformer` call shares: the RoPE angles of the fed steps
+    (``cos, sin [B, 1, T, Dh/2]``, or None without RoPE) and the attention mask (``[B, 1, T, Tk]``
+    bool over the keys the layers see, or None: full attention)."""
+
+    cos: torch.Tensor | None
+    sin: torch.Tensor | None
+    mask: torch.Tensor | None
+
+
 class SelfAttention(StreamingModule):
-    """Multi-head self-attention ``[B, T, D] -> [B, T, D]`` with RoPE and a windowed causal mask."""
+    """Multi-head self-attention ``[B, T, D] -> [B, T, D]`` with RoPE and a windowed causal mask.
+
+    Positions and the mask come from the :class:`Transformer` (once per call for all its layers);
+    streaming, this module keeps the keys and values of the last ``context - 1`` steps.
+    """
 
     def __init__(self, dim: int, num_heads: int, causal: bool = True, context: int | None = None,
                  max_period: float = 10_000.0, rope: bool = True):
@@ -71,39 +101,25 @@ class SelfAttention(StreamingModule):
         return {
             "k": torch.zeros(batch_size, heads, size, head_dim, device=device),
             "v": torch.zeros(batch_size, heads, size, head_dim, device=device),
-            "pos": torch.zeros(batch_size, size, dtype=torch.long, device=device),
-            "valid": torch.zeros(batch_size, size, dtype=torch.bool, device=device),
-            "offset": torch.zeros(batch_size, dtype=torch.long, device=device),
         }
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: Positions) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = self.in_proj(x).reshape(b, t, 3, self.num_heads, d // self.num_heads).permute(
-            2, 0, 3, 1, 4)  # each [B, H, T, Dh]
+        qkv = self.in_proj(x).reshape(b, t, 3, self.num_heads, d // self.num_heads).permute(
+            2, 0, 3, 1, 4)  # [3, B, H, T, Dh]
+        if self.rope:  # q and k rotated together
+            q, k = rotate_pairs(qkv[:2], positions.cos, positions.sin).unbind(0)
+        else:
+            q, k = qkv[0], qkv[1]
+        v = qkv[2]
         state = self._streaming_state
-        offset = torch.zeros(b, dtype=torch.long, device=x.device) if state is None else state["offset"]
-        pos_q = offset[:, None] + torch.arange(t, device=x.device)  # [B, T]
-        if self.rope:
-            q, k = apply_rope(q, pos_q, self.max_period), apply_rope(k, pos_q, self.max_period)
-        pos_k, valid_k = pos_q, torch.ones_like(pos_q, dtype=torch.bool)
         if state is not None:
             if not self.causal:
                 raise RuntimeError("non-causal attention cannot stream: it reads future steps")
-            k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)
-            pos_k = torch.cat([state["pos"], pos_q], dim=1)
-            valid_k = torch.cat([state["valid"], valid_k], dim=1)
-            keep = self._cache_size() if self.context is not None else k.shape[2]
-            state["k"], state["v"] = k[:, :, k.shape[2] - keep:], v[:, :, v.shape[2] - keep:]
-            state["pos"], state["valid"] = pos_k[:, pos_k.shape[1] - keep:], valid_k[:, valid_k.shape[1] - keep:]
-            state["offset"] = offset + t
-        mask = None
-        if self.causal:
-            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, Tq, Tk]
-            mask = valid_k[:, None, :] & (delta >= 0)
-            if self.context is not None:
-                mask = mask & (delta < self.context)
-            mask = mask[:, None]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            fast = self.context is not None and inference_fast_paths()
+            keep = self._cache_size() if self.context is not None else state["k"].shape[2] + t
+            k, v = self._append_steps("k", k, 2, keep, fast), self._append_steps("v", v, 2, keep, fast)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=positions.mask)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -119,8 +135,8 @@ class TransformerLayer(nn.Module):
         self.layer_scale_1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
         self.layer_scale_2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.layer_scale_1(self.self_attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, positions: Positions) -> torch.Tensor:
+        x = x + self.layer_scale_1(self.self_attn(self.norm1(x), positions))
         return x + self.layer_scale_2(self.linear2(F.gelu(self.linear1(self.norm2(x)))))
 
 
@@ -128,7 +144,8 @@ class Transformer(StreamingModule):
     """Stack of :class:`TransformerLayer` on ``[B, C, T]`` (conv layout) or ``[B, T, C]``.
 
     Optional input/output projections (no bias) when ``input_dim``/``output_dim`` differ from
-    ``d_model``.
+    ``d_model``. Positions, RoPE angles and the mask are computed once per call for all layers;
+    streaming, this module keeps the positions of the cached steps (each layer keeps its keys).
     """
 
     def __init__(self, d_model: int = 512, num_heads: int = 8, num_layers: int = 8,
@@ -138,6 +155,10 @@ class Transformer(StreamingModule):
                  conv_layout: bool = True):
         super().__init__()
         self.conv_layout = conv_layout
+        self.causal = causal
+        self.context = context
+        self.max_period = max_period
+        self.head_dim = d_model // num_heads
         self.input_proj = (nn.Linear(input_dim, d_model, bias=False)
                            if input_dim and input_dim != d_model else None)
         self.output_proj = (nn.Linear(d_model, output_dim, bias=False)
@@ -148,13 +169,54 @@ class Transformer(StreamingModule):
             for _ in range(num_layers)
         )
 
+    def _cache_size(self) -> int:
+        return 0 if self.context is None else self.context - 1
+
+    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+        if not self.causal:
+            return {}
+        size = self._cache_size()
+        return {
+            "pos": torch.zeros(batch_size, size, dtype=torch.long, device=device),
+            "valid": torch.zeros(batch_size, size, dtype=torch.bool, device=device),
+            "offset": torch.zeros(batch_size, dtype=torch.long, device=device),
+        }
+
+    def _positions(self, b: int, t: int, device: torch.device) -> Positions:
+        """RoPE angles of the ``t`` fed steps and the mask over the keys every layer sees (the
+        cached steps, then the fed ones); advances the streaming positions."""
+        state = self._streaming_state
+        offset = torch.zeros(b, dtype=torch.long, device=device) if state is None else state["offset"]
+        pos_q = offset[:, None] + torch.arange(t, device=device)  # [B, T]
+        pos_k, valid_k = pos_q, torch.ones_like(pos_q, dtype=torch.bool)
+        if state is not None:
+            if not self.causal:
+                raise RuntimeError("non-causal attention cannot stream: it reads future steps")
+            fast = self.context is not None and inference_fast_paths()
+            keep = self._cache_size() if self.context is not None else state["pos"].shape[1] + t
+            pos_k = self._append_steps("pos", pos_q, 1, keep, fast)
+            valid_k = self._append_steps("valid", valid_k, 1, keep, fast)
+            state["offset"] = offset + t
+        mask = None
+        if self.causal:
+            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, Tq, Tk]
+            mask = valid_k[:, None, :] & (delta >= 0)
+            if self.context is not None:
+                mask = mask & (delta < self.context)
+            mask = mask[:, None]
+        cos = sin = None
+        if any(layer.self_attn.rope for layer in self.layers):
+            cos, sin = rope_angles(pos_q, self.head_dim, self.max_period)
+        return Positions(cos, sin, mask)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv_layout:
             x = x.transpose(1, 2)
         if self.input_proj is not None:
             x = self.input_proj(x)
+        positions = self._positions(x.shape[0], x.shape[1], x.device)
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, positions)
         if self.output_proj is not None:
             x = self.output_proj(x)
         return x.transpose(1, 2) if self.conv_layout else x
