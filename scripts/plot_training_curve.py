@@ -2,6 +2,10 @@
 shuffled codes, code dependence, and the training mel loss.
 
 usage: python scripts/plot_training_curve.py runs/NAME/version_N/metrics.csv OUT.png [TITLE]
+
+A run resumed across versions: join their CSVs with commas, oldest first
+(``runs/X/version_0/metrics.csv,runs/X/version_1/metrics.csv``); a later log replaces the steps it
+repeats, and each resume is marked with a dotted line.
 """
 import csv
 import sys
@@ -13,7 +17,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(path: str, out: str, title: str = "") -> None:
-    rows = list(csv.DictReader(open(path)))
+    rows, resumes = [], []
+    for part in path.split(","):
+        later = list(csv.DictReader(open(part)))
+        if rows and later:
+            start = min(int(r["step"]) for r in later)
+            rows = [r for r in rows if int(r["step"]) < start]
+            resumes.append(start)
+        rows += later
     val = [(int(r["step"]), float(r["val/mel_distance"]), float(r["val/mel_shuffled"]), float(r["val/code_dependence"]))
            for r in rows if r.get("val/code_dependence")]
     train = [(int(r["step"]), float(r["train/mel"])) for r in rows if r.get("train/mel")]
@@ -28,6 +39,9 @@ def main(path: str, out: str, title: str = "") -> None:
     lines = left.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     twin.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
     right.plot([v[0] for v in val], [v[3] for v in val], "o-", color="tab:green")
+    for axis in (left, right):
+        for step in resumes:
+            axis.axvline(step, color="0.5", ls=":", lw=0.8)
     right.axhline(0.05, color="tab:red", ls=":", label="warning threshold (decoder ignores codes)")
     right.set_ylim(bottom=0)
     right.set_xlabel("generator step")
