@@ -367,14 +367,18 @@ class Codec(StreamingModule):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (weights and codebook buffers)."""
+        """Write ``config.json`` + ``model.safetensors`` (weights and codebook buffers), each atomically
+        and readable like any new file (not safetensors' private ``0600``)."""
         from safetensors.torch import save_file
+
+        from audiotok.data.outputs import write_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.config.save(directory / "config.json")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"), metadata={"format": "audiotok"})
+        write_atomic(directory / "model.safetensors",
+                     lambda tmp: save_file(state, str(tmp), metadata={"format": "audiotok"}))
+        write_atomic(directory / "config.json", self.config.save)
         return directory
 
     @classmethod

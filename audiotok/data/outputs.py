@@ -7,7 +7,8 @@ checked before any work, locked, written atomically.
   into the same folder fails at once instead of interleaving files; once it holds the lock, temporary
   files left by a run that was killed (``kill -9``, power loss) are removed;
 * :func:`write_atomic` writes each file under a temporary name in the same folder and renames it
-  into place (``os.replace``) only when complete; on failure the partial file is removed.
+  into place (``os.replace``) only when complete, with the mode an ordinary new file gets (umask);
+  on failure the partial file is removed.
 """
 from __future__ import annotations
 
@@ -81,6 +82,26 @@ def output_lock(out: Path, command: str) -> Iterator[Path]:
         handle.close()
 
 
+def new_file_mode() -> int:
+    """The mode an ordinary new file gets here: ``0o666`` minus the process umask."""
+    try:  # Linux: read the umask without changing it (os.umask would, briefly, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def give_new_file_mode(path: Path) -> None:
+    """Writers that go through a private temporary file (``tempfile.mkstemp``, safetensors' own
+    atomic save) leave mode ``0600``; give ``path`` the mode of an ordinary new file instead, so a
+    model or checkpoint folder shared with others stays readable to them."""
+    os.chmod(path, new_file_mode())
+
+
 def temporary_name(target: Path) -> Path:
     """A hidden name next to ``target`` keeping its suffix (writers pick the format from it)."""
     return target.with_name(f".{target.stem}{TEMP_MARK}{os.getpid()}{target.suffix}")
@@ -112,6 +133,7 @@ def write_atomic(target: Path, write: Callable[[Path], object]) -> Path:
     tmp = temporary_name(target)
     try:
         write(tmp)
+        give_new_file_mode(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

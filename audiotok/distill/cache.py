@@ -173,7 +173,9 @@ class _ShardWriter:
             return {}
         from safetensors.torch import save_file
 
-        save_file(self.tensors, str(self.folder / self.shard_name))
+        from audiotok.data.outputs import write_atomic
+
+        write_atomic(self.folder / self.shard_name, lambda tmp: save_file(self.tensors, str(tmp)))
         written = self.pending
         self.tensors, self.pending, self.size = {}, {}, 0
         self.number += 1

@@ -37,10 +37,12 @@ class KMeansUnits:
         """Centroids in a safetensors file; the metadata (teacher, k, inertia...) as JSON in its header."""
         from safetensors.torch import save_file
 
+        from audiotok.data.outputs import write_atomic
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"centroids": self.centroids.contiguous()}, str(path), metadata={METADATA_KEY: json.dumps(self.metadata)})
-        return path
+        return write_atomic(path, lambda tmp: save_file({"centroids": self.centroids.contiguous()}, str(tmp),
+                                                        metadata={METADATA_KEY: json.dumps(self.metadata)}))
 
     @classmethod
     def load(cls, path: str | Path) -> KMeansUnits:
