@@ -216,7 +216,8 @@ def test_a_step_checks_codes_once_and_the_codec_reads_none(tiny, monkeypatch):
 def test_append_window_equals_cat_through_refills_resets_and_replaced_state():
     """The KV cache's preallocated window: every call returns ``cat([state, new])`` and leaves the last
     ``keep`` steps, bit for bit, across buffer refills (slack 2), an in-place masked reset, a state
-    another caller replaced (the ONNX step graph does), and calls of varying length."""
+    another caller replaced (the ONNX step graph does), and calls of varying length; its buffer stays
+    near the size of the ``cat`` for long chunks."""
     from audiotok.codecs.modules.streaming import AppendWindow
 
     generator = torch.Generator().manual_seed(0)
@@ -237,3 +238,6 @@ def test_append_window_equals_cat_through_refills_resets_and_replaced_state():
             reference[1] = 0
         if step == 7:  # someone else put its own tensor there
             state["k"] = reference = torch.randn(2, 3, keep, 4, generator=generator)
+    # a long chunk (the tokenizer streams long files in big chunks) gets no 'slack' times its size
+    window = append(scratch, state, "k", torch.randn(2, 3, 500, 4, generator=generator), dim=2, keep=keep)
+    assert window.shape[2] == keep + 500 and scratch["k"][0].shape[2] <= keep + 500

@@ -99,8 +99,10 @@ class AppendWindow:
     """``torch.cat([state[key], new], dim)`` that then keeps the last ``keep`` steps in ``state[key]``,
     without copying the state on every call (an inference shortcut; same values as the ``cat``).
 
-    The state entry becomes a view into a preallocated buffer with room for ``slack`` more calls: each
-    call writes ``new`` after the view and returns the window ``[old, new]`` as a view of the buffer.
+    The state entry becomes a view into a preallocated buffer with room for ``slack`` more calls (at
+    most twice the state's length, and at least the call: long chunks cost what the ``cat`` did, and
+    the buffer stays within 3x its size); each call writes ``new`` after the view and returns the
+    window ``[old, new]`` as a view of the buffer.
     When the room runs out, or the entry is not the view this left (a new stream, a caller that put its
     own tensor there), a fresh buffer starts with a copy of the entry. Resets zero the view in place,
     which zeroes the buffer's window too. The buffers live in ``scratch`` (the module's
@@ -117,7 +119,7 @@ class AppendWindow:
         held = scratch.get(key)  # (buffer, start of the state's view, that view)
         if held is None or held[2] is not old or held[1] + length + t > held[0].shape[dim]:
             shape = list(old.shape)
-            shape[dim] = length + self.slack * t
+            shape[dim] = length + max(t, min(self.slack * t, 2 * length))
             buffer = old.new_empty(shape, dtype=torch.promote_types(old.dtype, new.dtype))
             buffer.narrow(dim, 0, length).copy_(old)
             held = (buffer, 0, old)
