@@ -91,15 +91,31 @@ def build_cli_class():
     return CodecCLI
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+
+
 def settings_differences(before: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(dotted key, before, now)`` for every leaf where two nested settings dicts differ."""
+    """``(dotted key, before, now)`` for every leaf where two nested settings dicts differ; a key only
+    one side has is ``UNSET`` on the other (a section set on one side only is compared key by key)."""
+    if isinstance(before, dict) or isinstance(now, dict):
+        if not isinstance(before, dict) and before in (None, UNSET):
+            before = {}
+        if not isinstance(now, dict) and now in (None, UNSET):
+            now = {}
     if isinstance(before, dict) and isinstance(now, dict):
         found = []
         for key in sorted(set(before) | set(now), key=str):
-            found += settings_differences(before.get(key), now.get(key), f"{prefix}{key}.")
+            found += settings_differences(before.get(key, UNSET), now.get(key, UNSET), f"{prefix}{key}.")
         return found
     if isinstance(before, (list, tuple)) and isinstance(now, (list, tuple)):
         before, now = list(before), list(now)
+    if {type(before), type(now)} <= {type(None), _Unset}:
+        return []  # unset on one side, None on the other: the same setting
     return [] if before == now else [(prefix.rstrip("."), before, now)]
 
 

@@ -40,7 +40,8 @@ from audiotok.training.distillation import build_distillation
 from audiotok.training.health import HealthMonitor, shuffle_frames
 from audiotok.training.init import standardize_encoder
 from audiotok.training.losses import MEL_PRESETS, Balancer, MultiScaleMelLoss, waveform_l1_loss
-from audiotok.training.optim import adapt_scheduler_state, build_optimizer, build_scheduler
+from audiotok.training.optim import (adapt_optimizer_state, adapt_scheduler_state, build_optimizer,
+                                     build_scheduler)
 from audiotok.training.recipes import get_recipe
 from audiotok.training.shared_random import shared_bernoulli, shared_rng
 from audiotok.training.weight_ema import WeightEMA
@@ -348,11 +349,16 @@ class CodecLightningModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.d_steps = int(checkpoint.get("audiotok_d_steps", 0))
-        # a resume may change the schedule (phase 2 of a run): continue it from the saved step
+        # A resume may change the optimisers' settings or the schedule (phase 2 of a run): the config's
+        # values apply from the saved step on; the moments and the step count stay the checkpoint's.
+        optim = self.recipe["optim"]
+        specs = (optim["generator"], optim["discriminator"])
+        if "optimizer_states" in checkpoint:
+            checkpoint["optimizer_states"] = [adapt_optimizer_state(state, spec)
+                                              for state, spec in zip(checkpoint["optimizer_states"], specs)]
         if "lr_schedulers" in checkpoint:
-            schedule = self.recipe["optim"]["scheduler"]
-            checkpoint["lr_schedulers"] = [adapt_scheduler_state(state, schedule)
-                                           for state in checkpoint["lr_schedulers"]]
+            checkpoint["lr_schedulers"] = [adapt_scheduler_state(state, optim["scheduler"], spec.get("lr"))
+                                           for state, spec in zip(checkpoint["lr_schedulers"], specs)]
         if self.balancer is not None and "audiotok_balancer" in checkpoint:
             self.balancer.load_state_dict(checkpoint["audiotok_balancer"])
 

@@ -71,8 +71,30 @@ def build_scheduler(spec: dict[str, Any], optimizer: torch.optim.Optimizer,
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
 
 
-def adapt_scheduler_state(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """A saved scheduler state rewritten for the schedule ``spec`` builds, keeping its step count.
+def adapt_optimizer_state(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A saved optimiser state whose hyperparameters (base ``lr``, ``betas``, ``weight_decay``) are the
+    ones ``spec`` asks for; its moments and step counts are kept, and an unchanged config changes nothing. ``torch.optim.Optimizer.load_state_dict``
+    would otherwise bring the checkpoint's values back over a changed config. A per-group decay
+    (``transformer_weight_decay``) is left as saved."""
+    groups = []
+    for group in state.get("param_groups", []):
+        group = dict(group)
+        if "lr" in spec:  # a new base rate scales the current one (same point of the schedule)
+            base, before = float(spec["lr"]), float(group.get("initial_lr", group["lr"]))
+            if base != before:
+                group["lr"] = group["lr"] * base / before if before > 0 else base
+            group["initial_lr"] = base
+        if "betas" in spec and "betas" in group:
+            group["betas"] = tuple(spec["betas"])
+        if "weight_decay" in spec and spec.get("transformer_weight_decay") is None:
+            group["weight_decay"] = float(spec["weight_decay"])
+        groups.append(group)
+    return {**state, "param_groups": groups}
+
+
+def adapt_scheduler_state(state: dict[str, Any], spec: dict[str, Any], lr: float | None = None) -> dict[str, Any]:
+    """A saved scheduler state rewritten for the schedule ``spec`` builds (and base rate ``lr``, when
+    given), keeping its step count.
 
     Resuming with a different ``optim.scheduler`` (say, phase 1 decayed exponentially and phase 2
     anneals with a cosine) would otherwise fail inside PyTorch (``KeyError: 'lr_lambdas'``) or carry the
@@ -82,6 +104,8 @@ def adapt_scheduler_state(state: dict[str, Any], spec: dict[str, Any]) -> dict[s
     name = spec.get("name", "constant")
     common = {key: state[key] for key in ("base_lrs", "last_epoch", "_step_count", "_is_initial",
                                           "_get_lr_called_within_step", "_last_lr") if key in state}
+    if lr is not None and "base_lrs" in common:
+        common["base_lrs"] = [float(lr)] * len(common["base_lrs"])
     if name == "exponential":
         return {**common, "gamma": float(spec.get("gamma", 0.999996))}
     return {**common, "lr_lambdas": [None] * len(state.get("base_lrs", [None]))}

@@ -416,12 +416,18 @@ def test_cli_resume_with_a_new_schedule_continues_it_and_says_what_changed(tmp_p
     assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(base * 0.5 ** 2)
     capsys.readouterr()
     assert run_lightning_cli(["fit", "--config", config, "--trainer.max_steps", "4", *fast,
-                              "--model.optim", '{"scheduler": {"name": "cosine", "total_steps": 8}}',
+                              "--model.optim", '{"scheduler": {"name": "cosine", "total_steps": 8}, '
+                                               '"generator": {"lr": 4.0e-4, "betas": [0.5, 0.9]}}',
                               "--ckpt_path", str(first)]) == 0
     said = capsys.readouterr().err
     assert "model.optim.scheduler" in said and "cosine" in said, said
+    assert "model.optim.generator.lr" in said, said
     resumed = torch.load(tmp_path / "runs" / "wavtokenizer-tiny" / "version_1" / "checkpoints" / "last.ckpt",
                          weights_only=False)
     assert resumed["global_step"] == 4
-    # cosine over 8 steps at step 4 is half the base rate; the old exponential would be at 1/16
-    assert resumed["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5 * base)
+    # cosine over 8 steps at step 4 is half the (new) base rate; the old exponential would be at 1/16
+    generator = resumed["optimizer_states"][0]["param_groups"][0]
+    assert generator["lr"] == pytest.approx(0.5 * 4.0e-4)
+    assert tuple(generator["betas"]) == (0.5, 0.9)
+    discriminator = resumed["optimizer_states"][1]["param_groups"][0]
+    assert discriminator["lr"] == pytest.approx(0.5 * resumed["lr_schedulers"][1]["base_lrs"][0])
