@@ -59,6 +59,8 @@ class Stream:
                                "close it first, or load a second codec for a second stream")
         self.batch_size = batch_size
         self.n_q = self.codec.resolve_n_q(n_q)
+        # a codec cast to bfloat16/float16 gets its chunks in its precision; audio comes back float32
+        self._dtype = self.codec._device_and_dtype()[1] if isinstance(self.codec, Codec) else None
         self.codec.start_streaming(batch_size)
 
     @property
@@ -80,6 +82,8 @@ class Stream:
         if chunk.dim() != 3 or chunk.shape[0] != self.batch_size or chunk.shape[1] != 1:
             raise ValueError(f"chunks must be [{self.batch_size}, 1, k*{self.hop_length}], got "
                              f"{tuple(chunk.shape)}")
+        if self._dtype is not None and chunk.is_floating_point():
+            chunk = chunk.to(self._dtype)
         return self.codec.encode_step(chunk, self.n_q)
 
     @torch.no_grad()
@@ -95,7 +99,7 @@ class Stream:
             raise ValueError(f"codes must be [{self.batch_size}, Q, k], got {tuple(codes.shape)}")
         if isinstance(self.codec, Codec):  # (an OnnxCodec checks its own codes on the host)
             self.codec.check_codes(codes, values=codes.device.type == "cpu")
-        return self.codec.decode_step(codes)
+        return self.codec.decode_step(codes).float()
 
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Restart the items selected by ``mask [B]`` (bool; all when ``None``); others go on."""

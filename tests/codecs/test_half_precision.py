@@ -24,3 +24,31 @@ def test_half_precision_tokenizer_runs_and_float16_matches_float32(name, dtype):
     assert torch.isfinite(audio).all() and audio.abs().max() < 10 * x.abs().max()
     if dtype == torch.float16:
         assert (tokens.codes == expected.codes).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_streams_with_float32_chunks(dtype):
+    """A half-precision causal codec streams: its states take the model's precision (they used to be
+    float32 and the first conv raised), float32 chunks are cast on the way in, audio comes back float32,
+    and the streamed codes are the half-precision model's offline codes."""
+    from audiotok.tokenizers.streaming import Stream
+
+    half = audiotok.load("mimi-tiny-trained", dtype=dtype)
+    hop = half.hop_length
+    x = torch.randn(1, 1, 12 * hop, generator=torch.Generator().manual_seed(0)) * 0.1
+    offline = half.codec.encode(x.to(dtype))
+    with Stream(half, 1) as stream:
+        streamed = torch.cat([stream.encode_step(x[..., i * hop:(i + 1) * hop]) for i in range(12)], dim=-1)
+        audio = stream.decode_step(streamed)
+    assert (streamed == offline).float().mean() > 0.9
+    assert audio.dtype == torch.float32 and audio.shape == x.shape and torch.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_fsq_codec_decodes(dtype):
+    """FSQ decodes its integer digits in the model's precision (float32 digits into a half projection
+    used to raise)."""
+    half = audiotok.load("xcodec2-tiny", dtype=dtype)
+    x = torch.randn(1, half.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.1
+    audio = half.detokenize(half.tokenize(x, sample_rate=half.sample_rate)).audio
+    assert audio.dtype == torch.float32 and torch.isfinite(audio).all()

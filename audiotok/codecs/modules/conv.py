@@ -190,12 +190,13 @@ class Conv1d(StreamingModule):
         self.kernel_eff = (kernel_size - 1) * dilation + 1
         self.padding_total = self.kernel_eff - stride
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
         return {
             "previous": torch.zeros(batch_size, self.conv.in_channels, max(self.padding_total, 0),
-                                    device=device),
+                                    device=device, dtype=dtype),
             "started": torch.zeros(batch_size, dtype=torch.bool, device=device),
         }
 
@@ -266,11 +267,12 @@ class ConvTranspose1d(StreamingModule):
             raise ValueError("causal transposed convs trim everything on the right (ratio 1.0)")
         self.trim_right_ratio = trim_right_ratio
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
         return {"partial": torch.zeros(batch_size, self.convtr.out_channels, self.padding_total,
-                                       device=device)}
+                                       device=device, dtype=dtype)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         convtr = self.convtr

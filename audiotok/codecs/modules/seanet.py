@@ -78,9 +78,11 @@ class LSTMBlock(StreamingModule):
         self.bidirectional = bidirectional
         self.skip = skip
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         shape = (batch_size, self.lstm.num_layers, self.lstm.hidden_size)
-        return {"h": torch.zeros(shape, device=device), "c": torch.zeros(shape, device=device)}
+        return {"h": torch.zeros(shape, device=device, dtype=dtype),
+                "c": torch.zeros(shape, device=device, dtype=dtype)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(2, 0, 1)  # [T, B, C]

@@ -31,7 +31,8 @@ class StreamingModule(nn.Module):
     _streaming_state: State | None = None
     _streaming_scratch: dict | None = None
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         """A fresh state for ``batch_size`` streams (override; zeros must mean 'just started')."""
         return {}
 
@@ -44,16 +45,21 @@ class StreamingModule(nn.Module):
             if isinstance(module, StreamingModule):
                 yield module
 
-    def _device(self) -> torch.device:
-        for tensor in list(self.parameters()) + list(self.buffers()):
-            return tensor.device
-        return torch.device("cpu")
+    def _device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
+        """Where the state lives and, for float states, its precision: the first floating parameter's
+        (a codec cast to bfloat16 streams in bfloat16)."""
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.device, tensor.dtype
+        for tensor in self.buffers():
+            return tensor.device, torch.float32
+        return torch.device("cpu"), torch.float32
 
     def start_streaming(self, batch_size: int) -> None:
         """Give this module and every streaming descendant a fresh state."""
-        device = self._device()
+        device, dtype = self._device_and_dtype()
         for module in self._streaming_modules():
-            module._streaming_state = module._init_streaming_state(batch_size, device)
+            module._streaming_state = module._init_streaming_state(batch_size, device, dtype)
             module._streaming_scratch = {}
 
     def stop_streaming(self) -> None:

@@ -93,14 +93,15 @@ class SelfAttention(StreamingModule):
     def _cache_size(self) -> int:
         return 0 if self.context is None else self.context - 1
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
         heads, head_dim = self.num_heads, self.in_proj.in_features // self.num_heads
         size = self._cache_size()
         return {
-            "k": torch.zeros(batch_size, heads, size, head_dim, device=device),
-            "v": torch.zeros(batch_size, heads, size, head_dim, device=device),
+            "k": torch.zeros(batch_size, heads, size, head_dim, device=device, dtype=dtype),
+            "v": torch.zeros(batch_size, heads, size, head_dim, device=device, dtype=dtype),
         }
 
     def forward(self, x: torch.Tensor, positions: Positions) -> torch.Tensor:
@@ -172,7 +173,8 @@ class Transformer(StreamingModule):
     def _cache_size(self) -> int:
         return 0 if self.context is None else self.context - 1
 
-    def _init_streaming_state(self, batch_size: int, device: torch.device) -> State:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
         size = self._cache_size()

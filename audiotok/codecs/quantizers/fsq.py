@@ -104,4 +104,4 @@ class FSQ(Quantizer):
         self._check_codes(codes)
         digits = (codes // self.basis[None, :, None]) % self.levels[None, :, None]  # [B, C, F]
         centered = digits.float() - self._half_width()
-        return self.output_proj(centered / self._half_width())
+        return self.output_proj((centered / self._half_width()).to(self.output_proj.weight.dtype))
