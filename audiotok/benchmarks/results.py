@@ -44,9 +44,12 @@ def emit(title: str, rows: Sequence[dict[str, Any]], out: str | Path | None,
     Console().print(table)
     result = {"title": title, "machine": machine_info(), "rows": list(rows), **(extra or {})}
     if out is not None:
+        from audiotok.data.outputs import write_atomic
+
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
+        text = json.dumps(result, indent=2, default=str)
+        write_atomic(out, lambda tmp: tmp.write_text(text))
         Console().print(f"wrote {out}")
     return result
 

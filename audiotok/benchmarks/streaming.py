@@ -11,6 +11,11 @@ code mismatches and the max absolute audio difference before and after 10 s. mos
 holds ``context`` keys while two transformer steps go in per frame, so it drops a key the first step
 still needs once the context is full; ours keeps ``context - 1`` past keys plus the fed steps.
 
+Floor rows: the time to read once every weight a frame touches (recorded op by op during one frame;
+table lookups count only as the rows they fetch, i.e. not at all), summed tensor by tensor at the same
+thread count. At one or two rows per matmul a frame cannot beat this in float32 on this machine:
+each weight comes from memory once per frame. Its "speed-up" is the floor over audiotok's median.
+
 Weights are random (no hub downloads). So that codes and transformers matter, codebooks get random
 centroids with real spread and LayerScale is raised to 0.5 in both.
 """
@@ -99,6 +104,7 @@ class Implementation:
     decode_step: Callable[[torch.Tensor], torch.Tensor]
     frame_size: int = 1920
     sample_rate: int = 24000
+    model: torch.nn.Module | None = None  # the module holding the weights (for the floor rows)
 
 
 def ours(n_q: int, codec_name: str = "mimi") -> Implementation:
@@ -115,7 +121,8 @@ def ours(n_q: int, codec_name: str = "mimi") -> Implementation:
 
     return Implementation("audiotok", lambda w: codec.encode(w, n_q), codec.decode, streaming,
                           lambda c: holder["stream"].encode_step(c),
-                          lambda c: holder["stream"].decode_step(c), codec.hop_length, codec.sample_rate)
+                          lambda c: holder["stream"].decode_step(c), codec.hop_length, codec.sample_rate,
+                          codec)
 
 
 def moshi(n_q: int) -> Implementation:
@@ -167,6 +174,74 @@ def latency_rows(impls: list[Implementation], wav: torch.Tensor, threads: int, n
     for row in rows:
         row["audiotok speed-up"] = row["median ms"] / rows[0]["median ms"]
     return rows
+
+
+class _WeightReads:
+    """Inside ``with _WeightReads(weights):``, records which of ``weights`` the ops read (by storage, so
+    views such as ``weight.t()`` count); gathers fetch a few rows of a table, not the table, and are
+    not counted."""
+
+    def __init__(self, weights: list[torch.Tensor]):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        by_storage = {t.untyped_storage().data_ptr(): t for t in weights}
+        touched: dict[int, torch.Tensor] = {}
+        self.touched = touched
+        gathers = {torch.ops.aten.embedding.default, torch.ops.aten.index_select.default,
+                   torch.ops.aten.index.Tensor, torch.ops.aten.gather.default}
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func not in gathers:
+                    for leaf in tree_leaves((args, kwargs or {})):
+                        if isinstance(leaf, torch.Tensor):
+                            key = leaf.untyped_storage().data_ptr()
+                            if key in by_storage:
+                                touched[key] = by_storage[key]
+                return func(*args, **(kwargs or {}))
+
+        self._mode = Mode()
+
+    def __enter__(self):
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)
+
+
+@torch.no_grad()
+def weights_read_per_frame(codec, n_q: int) -> list[torch.Tensor]:
+    """The floating-point parameters and buffers of ``codec`` that one streamed frame (encode + decode,
+    ``n_q`` codebooks) reads, recorded on the second frame (the first may build caches)."""
+    from audiotok.tokenizers.streaming import Stream
+
+    weights = [t for t in [*codec.parameters(), *codec.buffers()] if t.is_floating_point()]
+    frame = 0.1 * torch.randn(1, 1, codec.hop_length, generator=torch.Generator().manual_seed(0))
+    with Stream(codec, 1, n_q) as stream:
+        stream.decode_step(stream.encode_step(frame))
+        with _WeightReads(weights) as reads:
+            stream.decode_step(stream.encode_step(frame))
+    return list(reads.touched.values())
+
+
+@torch.no_grad()
+def floor_row(weights: list[torch.Tensor], threads: int, n_q: int, ours_median_ms: float,
+              clock: Callable[[], float] = time.perf_counter, repeats: int = 15,
+              frame_ms: float = 80.0) -> dict:
+    """The weight-read floor as a table row: median over ``repeats`` passes of summing every tensor in
+    ``weights`` once (first pass dropped)."""
+    spent = []
+    for _ in range(repeats + 1):
+        start = clock()
+        for tensor in weights:
+            tensor.sum()
+        spent.append(1000 * (clock() - start))
+    median = statistics.median(spent[1:])
+    megabytes = sum(t.numel() * t.element_size() for t in weights) / 1e6
+    return {"impl": f"floor: read {megabytes:.0f} MB of weights", "codebooks": n_q, "threads": threads,
+            "median ms": median, "RTF": median / frame_ms, "audiotok speed-up": median / ours_median_ms}
 
 
 def latency_row(impl: Implementation, wav: torch.Tensor, threads: int) -> dict:
@@ -225,11 +300,14 @@ def run(args: argparse.Namespace) -> int:
             impls = [ours(n_q)] + ([] if args.skip_moshi else [moshi(n_q)])
             wav = 0.3 * torch.randn(1, 1, int(args.seconds * impls[0].sample_rate))
             drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * impls[0].sample_rate))
+            weights = weights_read_per_frame(impls[0].model, n_q)
             found_rows = []
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                found_rows += latency_rows(impls, wav, threads, n_q, CLOCKS[args.clock])
-                for row in found_rows[-len(impls):]:
+                latency = latency_rows(impls, wav, threads, n_q, CLOCKS[args.clock])
+                floor = floor_row(weights, threads, n_q, latency[0]["median ms"], CLOCKS[args.clock])
+                found_rows += latency + [floor]
+                for row in latency + [floor]:
                     print(row, flush=True)  # progress; the table comes at the end
             torch.set_num_threads(max(args.threads))
             if args.drift_seconds > 0:
