@@ -47,12 +47,12 @@ def randomize_for_streaming(codec, seconds: float = 4.0, layer_scale: float = 0.
     return spread_codebooks(raise_layer_scale(codec, layer_scale), seconds=seconds, noise=jitter, seed=seed)
 
 
-def build_ours(n_q: int, codec_name: str = "mimi"):
+def build_ours(n_q: int, codec_name: str = "mimi", dtype: torch.dtype = torch.float32):
     from audiotok.codecs import build_codec
 
     codec = randomize_for_streaming(build_codec(codec_name).fold_weight_norm())
     codec.set_num_codebooks(n_q)
-    return codec
+    return codec.to(dtype)
 
 
 def build_moshi(n_q: int, seconds: float = 4.0, layer_scale: float = 0.5, jitter: float = 0.5,
@@ -107,10 +107,11 @@ class Implementation:
     model: torch.nn.Module | None = None  # the module holding the weights (for the floor rows)
 
 
-def ours(n_q: int, codec_name: str = "mimi") -> Implementation:
+def ours(n_q: int, codec_name: str = "mimi", dtype: torch.dtype = torch.float32) -> Implementation:
+    """audiotok's codec in ``dtype`` (float32 audio in and out; a half-precision codec casts it)."""
     from audiotok.tokenizers.streaming import Stream
 
-    codec = build_ours(n_q, codec_name)
+    codec = build_ours(n_q, codec_name, dtype)
     holder: dict = {}
 
     @contextmanager
@@ -119,7 +120,9 @@ def ours(n_q: int, codec_name: str = "mimi") -> Implementation:
             holder["stream"] = stream
             yield
 
-    return Implementation("audiotok", lambda w: codec.encode(w, n_q), codec.decode, streaming,
+    name = "audiotok" if dtype == torch.float32 else f"audiotok {str(dtype).removeprefix('torch.')}"
+    return Implementation(name, lambda w: codec.encode(w.to(dtype), n_q), lambda c: codec.decode(c).float(),
+                          streaming,
                           lambda c: holder["stream"].encode_step(c),
                           lambda c: holder["stream"].decode_step(c), codec.hop_length, codec.sample_rate,
                           codec)
@@ -283,6 +286,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-q", type=int, nargs="+", default=[8, 32],
                         help="codebooks encoded per frame (default: 8 32)")
     parser.add_argument("--skip-moshi", action="store_true", help="measure only audiotok")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                        help="audiotok's precision (moshi stays float32); not exact against float32")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall: elapsed time; cpu: process CPU time, steadier on a shared machine")
     parser.add_argument("--out", default="bench_out/streaming.json", help="JSON results file")
@@ -297,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     original_threads = torch.get_num_threads()
     try:
         for n_q in args.n_q:
-            impls = [ours(n_q)] + ([] if args.skip_moshi else [moshi(n_q)])
+            impls = [ours(n_q, dtype=getattr(torch, args.dtype))] + ([] if args.skip_moshi else [moshi(n_q)])
             wav = 0.3 * torch.randn(1, 1, int(args.seconds * impls[0].sample_rate))
             drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * impls[0].sample_rate))
             weights = weights_read_per_frame(impls[0].model, n_q)
@@ -323,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
          "frame by frame (RTF = median / 80 ms, < 1 is faster than real time; audiotok speed-up = "
          f"median / audiotok's median; drift over {args.drift_seconds:g} s)",
          rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
-                                "n_q": args.n_q, "clock": args.clock, "weights": "random, codebooks spread, LayerScale 0.5"})
+                                "n_q": args.n_q, "clock": args.clock, "dtype": args.dtype, "weights": "random, codebooks spread, LayerScale 0.5"})
     return 0
 
 
