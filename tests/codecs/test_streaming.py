@@ -174,6 +174,21 @@ def test_bench_helpers_on_tiny():
     assert found["max |Δaudio| after 1 s"] < 1e-5
 
 
+def test_bench_runs_our_codec_in_bfloat16():
+    """``bench streaming --dtype bfloat16``: float32 audio goes in and comes out of a bfloat16 codec,
+    offline and streaming, and the row is named by its precision."""
+    from audiotok.benchmarks.streaming import drift, latency_row, ours
+
+    impl = ours(n_q=8, codec_name="mimi-tiny", dtype=torch.bfloat16)
+    assert impl.name == "audiotok bfloat16"
+    assert next(impl.model.parameters()).dtype == torch.bfloat16
+    wav = 0.3 * torch.randn(1, 1, 20 * HOP)
+    assert impl.decode(impl.encode(wav)).dtype == torch.float32
+    assert latency_row(impl, wav[..., :8 * HOP], threads=1)["frames"] == 5
+    found = drift(impl, wav, context_seconds=1.0)
+    assert found["max |Δaudio| after 1 s"] < 0.1  # bfloat16 rounding, not exactness
+
+
 def test_streaming_avoids_slow_kernels_and_equals_the_plain_path(tiny):
     """Frame by frame, no conv takes PyTorch's slow paths (``slow_conv_transpose2d`` was 42 % of a
     full-size frame), and the fast path gives the codes and audio of plain torch kernels."""
