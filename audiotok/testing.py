@@ -36,12 +36,21 @@ def spread_codebooks(codec, seconds: float = 1.0, noise: float = 0.5, seed: int 
 
     Level by level (each level sees the residual the earlier, already filled levels leave), so deep
     levels get a non-zero residual; k-means on a short noise batch would memorise it instead. A
-    quantizer without codebooks (FSQ) is left as it is.
+    quantizer without codebooks (FSQ) gets its input projection rescaled instead, so that every
+    channel of the projected latent has zero mean and unit spread on the noise and its digits take
+    several values (a random projection leaves them all at the centre digit).
     """
     generator = torch.Generator().manual_seed(seed)
     codec.eval()
     wav = 0.3 * torch.randn(1, 1, max(codec.hop_length, int(seconds * codec.sample_rate)), generator=generator)
     latent = codec.encode_latent(wav)
+    projection = getattr(codec.quantizer, "input_proj", None)
+    if not list(codec.quantizer.codebooks()) and isinstance(projection, torch.nn.Conv1d):
+        z = projection(latent)  # [B, C, F]
+        mean, std = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-8)
+        projection.weight.div_(std[:, None, None])
+        if projection.bias is not None:
+            projection.bias.sub_(mean).div_(std)
     for level, codebook in enumerate(codec.quantizer.codebooks()):  # level 0 first
         seen = []
         hook = codebook.register_forward_pre_hook(lambda m, inputs, seen=seen: seen.append(inputs[0].float()))

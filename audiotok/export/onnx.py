@@ -143,9 +143,55 @@ class ExportISTFTHead(nn.Module):
         return (signal[..., self.pad: stop] / envelope[..., self.pad: stop])[:, 0]
 
 
+class ExportW2vBertFeatures(nn.Module):
+    """:class:`~audiotok.codecs.modules.xcodec2.W2vBertFeatures` without ``unfold`` and complex FFTs:
+    frames are gathered with indices computed from the traced length, and the 512-point power
+    spectrum of each 400-sample frame is two float64 matmuls with its cosine and sine bases."""
+
+    def __init__(self, features: nn.Module):
+        super().__init__()
+        self.stride = features.stride
+        self.frame_length, self.frame_shift = features.frame_length, features.frame_shift
+        n = torch.arange(self.frame_length, dtype=torch.float64)[:, None]
+        k = torch.arange(features.n_fft // 2 + 1, dtype=torch.float64)[None, :]
+        angle = 2 * math.pi * n * k / features.n_fft  # the frame is zero-padded to n_fft
+        window = features._window.double()[:, None]
+        self.register_buffer("cos_basis", torch.cos(angle) * window)  # window folded into the bases
+        self.register_buffer("sin_basis", torch.sin(angle) * window)
+        self.register_buffer("mel", features._mel.double())
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        x = wav.double() * 32768.0
+        count = (x.shape[-1] - self.frame_length) // self.frame_shift + 1
+        index = (torch.arange(count)[:, None] * self.frame_shift
+                 + torch.arange(self.frame_length)[None, :])  # [N, 400]
+        frames = x[:, index]  # [B, N, 400]
+        frames = frames - frames.mean(-1, keepdim=True)
+        frames = torch.cat([frames[..., :1] * (1 - 0.97), frames[..., 1:] - 0.97 * frames[..., :-1]], -1)
+        power = (frames @ self.cos_basis).square() + (frames @ self.sin_basis).square()
+        feats = torch.log((power @ self.mel).clamp_min(1.192092955078125e-07))
+        mean = feats.mean(1, keepdim=True)
+        centered = feats - mean
+        variance = centered.square().sum(1, keepdim=True) / (feats.shape[1] - 1)  # unbiased, as .var
+        feats = centered / torch.sqrt(variance + 1e-7)
+        usable = feats.shape[1] - feats.shape[1] % self.stride
+        feats = feats[:, :usable].reshape(feats.shape[0], usable // self.stride, -1)
+        return feats.float()
+
+
+def _rms_norm_forward(self: nn.RMSNorm, x: torch.Tensor) -> torch.Tensor:
+    """``nn.RMSNorm`` written out (opset 17 has no RMSNormalization; the exporter refuses
+    ``aten::rms_norm``)."""
+    eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+    dims = tuple(range(-len(self.normalized_shape), 0))
+    y = x * torch.rsqrt(x.square().mean(dims, keepdim=True) + eps)
+    return y * self.weight if self.weight is not None else y
+
+
 def export_copy(codec: Codec) -> Codec:
     """A CPU float32 eval copy of ``codec`` with weight norm folded and export-friendly modules."""
     from audiotok.codecs.modules.vocos import ISTFTHead
+    from audiotok.codecs.modules.xcodec2 import W2vBertFeatures
 
     codec = copy.deepcopy(codec).float().cpu().eval()
     codec.fold_weight_norm()
@@ -154,9 +200,14 @@ def export_copy(codec: Codec) -> Codec:
     for module in list(codec.modules()):
         if isinstance(module, Conv1d):
             module.forward = types.MethodType(_conv1d_forward, module)
+        if isinstance(module, nn.RMSNorm):
+            module.forward = types.MethodType(_rms_norm_forward, module)
         head = getattr(module, "head", None)
         if isinstance(head, ISTFTHead):
             module.head = ExportISTFTHead(head)
+        features = getattr(module, "features", None)
+        if isinstance(features, W2vBertFeatures):
+            module.features = ExportW2vBertFeatures(features)
     for p in codec.parameters():
         p.requires_grad_(False)
     return codec
@@ -222,7 +273,9 @@ def export_onnx(codec_or_name_or_path: Any, out_dir: str | Path, opset: int = 17
     ``audiotok.load`` accepts. ``n_q``: codebooks of both graphs (default: the codec's active number).
     ``check``: run ``onnx.checker`` on the written graphs. ``streaming``: for a causal codec, also
     write ``encoder_step.onnx`` / ``decoder_step.onnx`` with the streaming state as explicit inputs and
-    outputs (described under ``"streaming"`` in ``onnx.json``). Returns ``out_dir``.
+    outputs (described under ``"streaming"`` in ``onnx.json``). A codec that cannot decode (a units
+    tokenizer without a vocoder) gets the encoder graph only: ``"decoder"`` is null in ``onnx.json`` and
+    ``"decoder_unavailable"`` says why. Returns ``out_dir``.
     """
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
@@ -240,15 +293,18 @@ def export_onnx(codec_or_name_or_path: Any, out_dir: str | Path, opset: int = 17
         audio = torch.randn(2, 1, frames * hop - hop // 3, generator=torch.Generator().manual_seed(0)) * 0.1
         _export(EncoderGraph(codec, n_q), (audio,), out / ENCODER_FILE, "audio", "codes",
                 {0: "batch", 2: "samples"}, {0: "batch", 2: "frames"}, opset)
-        codes = torch.randint(0, codec.codebook_size, (2, n_q, frames),
-                              generator=torch.Generator().manual_seed(0))
-        _export(DecoderGraph(codec), (codes,), out / DECODER_FILE, "codes", "audio",
-                {0: "batch", 2: "frames"}, {0: "batch", 2: "samples"}, opset)
+        decoder_unavailable = source.decoder_unavailable
+        if decoder_unavailable is None:
+            codes = torch.randint(0, codec.codebook_size, (2, n_q, frames),
+                                  generator=torch.Generator().manual_seed(0))
+            _export(DecoderGraph(codec), (codes,), out / DECODER_FILE, "codes", "audio",
+                    {0: "batch", 2: "frames"}, {0: "batch", 2: "samples"}, opset)
     stream_meta = export_streaming_onnx(codec, out, n_q, opset) if streaming and codec.is_causal else None
     if check:
         import onnx
 
-        for name in (ENCODER_FILE, DECODER_FILE) + ((ENCODER_STEP_FILE, DECODER_STEP_FILE) if stream_meta else ()):
+        written = (ENCODER_FILE,) + ((DECODER_FILE,) if decoder_unavailable is None else ())
+        for name in written + ((ENCODER_STEP_FILE, DECODER_STEP_FILE) if stream_meta else ()):
             onnx.checker.check_model(str(out / name))
     meta = {
         "format": FORMAT,
@@ -267,13 +323,18 @@ def export_onnx(codec_or_name_or_path: Any, out_dir: str | Path, opset: int = 17
         "encoder": {"file": ENCODER_FILE, "input": "audio", "output": "codes",
                     "input_shape": ["batch", 1, "samples"], "output_shape": ["batch", n_q, "frames"],
                     "frames": "ceil(samples / hop_length)"},
-        "decoder": {"file": DECODER_FILE, "input": "codes", "output": "audio",
-                    "input_shape": ["batch", n_q, "frames"], "output_shape": ["batch", 1, "samples"],
-                    "samples": "frames * hop_length"},
+        "decoder": None if decoder_unavailable else {
+            "file": DECODER_FILE, "input": "codes", "output": "audio",
+            "input_shape": ["batch", n_q, "frames"], "output_shape": ["batch", 1, "samples"],
+            "samples": "frames * hop_length"},
+        "decoder_unavailable": decoder_unavailable,
         "streaming": stream_meta,
         "codec_config": codec.config.to_dict(),
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2))
+    from audiotok.data.outputs import write_atomic
+
+    text = json.dumps(meta, indent=2)
+    write_atomic(out / META_FILE, lambda tmp: tmp.write_text(text))  # written last: marks a whole export
     return out
 
 

@@ -55,8 +55,9 @@ class OnnxCodec:
         providers = providers or ["CPUExecutionProvider"]
         self._encoder = ort.InferenceSession(str(directory / self.meta["encoder"]["file"]), options,
                                              providers=providers)
-        self._decoder = ort.InferenceSession(str(directory / self.meta["decoder"]["file"]), options,
-                                             providers=providers)
+        decoder = self.meta.get("decoder")  # None: an encoder-only export (units without a vocoder)
+        self._decoder = None if decoder is None else ort.InferenceSession(
+            str(directory / decoder["file"]), options, providers=providers)
         stream = self.meta.get("streaming") or None
         self._steps = None
         if stream:  # causal codecs: step graphs with the state as inputs/outputs
@@ -67,6 +68,13 @@ class OnnxCodec:
         self._exported_n_q = int(self.meta["n_q"])
         self._n_q = self._exported_n_q
         self.config = self._config()
+
+    @property
+    def decoder_unavailable(self) -> str | None:
+        """Why this export cannot decode (it has no decoder graph), or None when it can."""
+        if self.meta.get("decoder") is None:
+            return self.meta.get("decoder_unavailable") or "the export has no decoder graph"
+        return None
 
     def _config(self):
         """The codec's :class:`CodecConfig` (for ``.name`` etc.), or a stand-in with name/family."""
@@ -174,6 +182,8 @@ class OnnxCodec:
         if codes.shape[1] != self._exported_n_q:
             raise ValueError(f"these ONNX graphs decode exactly {self._exported_n_q} codebooks, got "
                              f"{codes.shape[1]}; export with n_q={codes.shape[1]} to decode those")
+        if self._decoder is None:
+            raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}")
         check_code_values(codes, self.codebook_size)
         array = np.ascontiguousarray(codes.detach().cpu().long().numpy())
         if self.is_streaming:

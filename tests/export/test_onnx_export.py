@@ -17,7 +17,10 @@ from audiotok.export.onnx import export_onnx  # noqa: E402
 from audiotok.export.onnx_runtime import OnnxCodec  # noqa: E402
 from audiotok.testing import spread_codebooks  # noqa: E402
 
-FAMILIES = ["speechtokenizer-tiny", "mimi-tiny", "wavtokenizer-tiny"]
+# every family: SpeechTokenizer, Mimi, WavTokenizer, EnCodec, XCodec2 (w2v-BERT features, FSQ, RMSNorm),
+# and a mix (Mimi's parts with one codebook); units are encoder-only (test below)
+FAMILIES = ["speechtokenizer-tiny", "mimi-tiny", "wavtokenizer-tiny", "encodec-tiny", "xcodec2-tiny",
+            "mimi-single-codebook-tiny"]
 AUDIO_TOL = 1e-4
 
 
@@ -70,6 +73,31 @@ def test_onnx_graphs_match_torch(exported, name):
         onnx_audio = decoder.run(None, {"codes": codes.numpy()})[0]
         assert onnx_audio.shape == tuple(audio.shape) == (2, 1, codes.shape[-1] * codec.hop_length)
         assert np.abs(onnx_audio - audio.numpy()).max() < AUDIO_TOL
+
+
+def test_units_without_a_vocoder_export_the_encoder_only(tmp_path, capsys):
+    """A units tokenizer that cannot decode still tokenizes through ONNX Runtime: the encoder graph is
+    written (the CLI says there is no decoder and why), codes equal torch's, and detokenizing refuses
+    with the reason."""
+    import audiotok
+    from audiotok.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_tok = audiotok.load("hubert-units-tiny")
+    torch_tok.save_pretrained(tmp_path / "saved")
+    assert main(["export", "onnx", str(tmp_path / "saved"), "-o", str(tmp_path / "onnx")]) == 0
+    assert "no decoder graph: no unit vocoder" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["encoder.onnx", "onnx.json"]
+    meta = json.loads((tmp_path / "onnx" / "onnx.json").read_text())
+    assert meta["decoder"] is None and "vocoder" in meta["decoder_unavailable"]
+    onnx_tok = audiotok.load(tmp_path / "onnx", backend="onnxruntime")
+    x = 0.3 * np.random.default_rng(7).standard_normal(3 * 16000 // 2).astype(np.float32)
+    tokens = onnx_tok.tokenize(x, sample_rate=16000)
+    assert torch.equal(tokens.codes, torch_tok.tokenize(x, sample_rate=16000).codes)
+    assert len(torch.unique(tokens.codes)) > 3
+    with pytest.raises(RuntimeError, match="no decoder graph: no unit vocoder"):
+        onnx_tok.detokenize(tokens)
 
 
 def test_onnx_json_describes_the_graphs(exported):

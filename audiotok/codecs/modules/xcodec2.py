@@ -78,9 +78,10 @@ class UpSample1d(nn.Module):
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = int(x.shape[1])  # (int: a constant when traced for ONNX, as the module's width is)
         x = F.pad(x, (self.pad, self.pad), mode="replicate")
-        x = self.ratio * F.conv_transpose1d(x, self.filter.to(x.dtype).expand(x.shape[1], -1, -1),
-                                            stride=self.ratio, groups=x.shape[1])
+        x = self.ratio * F.conv_transpose1d(x, self.filter.to(x.dtype).expand(channels, -1, -1),
+                                            stride=self.ratio, groups=channels)
         return x[..., self.pad_left:-self.pad_right]
 
 
@@ -96,9 +97,10 @@ class DownSample1d(nn.Module):
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = int(x.shape[1])  # (int: a constant when traced for ONNX)
         x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")
-        return F.conv1d(x, self.filter.to(x.dtype).expand(x.shape[1], -1, -1), stride=self.ratio,
-                        groups=x.shape[1])
+        return F.conv1d(x, self.filter.to(x.dtype).expand(channels, -1, -1), stride=self.ratio,
+                        groups=channels)
 
 
 class SnakeBeta(nn.Module):
@@ -289,7 +291,7 @@ class XCodec2Encoder(nn.Module):
         acoustic = self.acoustic(padded)
         fused = torch.cat([semantic, acoustic], dim=1)
         latent = self.fc_prior(fused.transpose(1, 2)).transpose(1, 2)
-        return latent[..., :math.ceil(length / self.hop_length)]
+        return latent[..., :(length + self.hop_length - 1) // self.hop_length]  # (ceil; traces for ONNX)
 
 
 # ---- the transformer decoder -------------------------------------------------------------------------
