@@ -1,8 +1,8 @@
 """The reference implementations our converters are checked against (parity tests, speed benchmark); not
 used at run time by loading or conversion.
 
-Optional packages: ``speechtokenizer`` (PyPI 1.0.1), ``moshi`` (installed ``--no-deps``) and
-``transformers`` (``MimiModel``). Each builder raises ImportError when its package is missing.
+Optional packages: ``speechtokenizer`` (PyPI 1.0.1), ``moshi`` (installed ``--no-deps``), ``encodec``
+(0.1.1) and ``transformers`` (``MimiModel``, ``EncodecModel``). Each builder raises ImportError when its package is missing.
 Also: a short synthetic speech signal and ``propagate_signal`` (a random decoder whose output depends on
 its input). Codebook spreading for reference models is :mod:`audiotok.testing`.
 """
@@ -44,6 +44,20 @@ def speechtokenizer_class():
     from speechtokenizer.model import SpeechTokenizer
 
     return SpeechTokenizer
+
+
+def encodec_package():
+    """``encodec.model.EncodecModel``; encodec 0.1.1 imports torchaudio at the top of ``utils``, for
+    helpers the model does not use: a placeholder module stands in during the import only."""
+    if "encodec.model" not in sys.modules and "torchaudio" not in sys.modules:
+        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+        try:
+            from encodec.model import EncodecModel
+        finally:
+            del sys.modules["torchaudio"]
+    from encodec.model import EncodecModel
+
+    return EncodecModel
 
 
 def moshi_mimi(num_codebooks: int = 32):

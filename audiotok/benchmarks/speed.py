@@ -4,7 +4,8 @@ reference at identical weights, side by side.
 Each reference package builds its full-size model with random weights (speed does not depend on the
 values); the model is saved in that package's own format and loaded through ``audiotok.load``, so
 both sides compute with the same numbers (the parity tests check that they agree). References:
-moshi's and transformers' Mimi, the ``speechtokenizer`` package. WavTokenizer has no installable
+moshi's and transformers' Mimi, the ``speechtokenizer`` package, the ``encodec`` package and
+transformers' ``EncodecModel`` (24 kHz at 6 kbps, 8 codebooks). WavTokenizer has no installable
 package: audiotok is compared with its own unoptimised path (``torch_kernels()``: plain
 ``torch.nn.functional`` convs, no in-place shortcuts). Calls alternate between implementations
 (encode of every implementation, then decode of every one, ``repeats`` times) and the median is
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-FAMILIES = ("mimi", "speechtokenizer", "wavtokenizer")
+FAMILIES = ("mimi", "speechtokenizer", "wavtokenizer", "encodec")
+ENCODEC_N_Q = 8  # 6 kbps, EnCodec's default bandwidth
 # wall: elapsed seconds. cpu: this process's CPU seconds, which other processes time-slicing the
 # cores do not inflate (a shared machine); at N threads it is the sum over the threads.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -60,6 +62,16 @@ def _ours(path_or_name: str, n_q: int | None = None, plain: bool = False) -> tup
         return run
 
     return Side("audiotok, plain torch path", unoptimised(codec.encode), unoptimised(codec.decode)), codec.sample_rate
+
+
+@torch.no_grad()
+def _spread_encodec(encoder: torch.nn.Module, codebooks: list) -> None:
+    """Fill a fresh EnCodec's codebooks around its latents of noise (a fresh one holds zeros until its
+    k-means init, so every code would be 0); speed does not depend on it, code checks do."""
+    from audiotok.testing import spread_encodec_codebooks
+
+    noise = 0.1 * torch.randn(1, 1, 24000, generator=torch.Generator().manual_seed(0))
+    spread_encodec_codebooks(encoder(noise), codebooks)
 
 
 def pairs(family: str, tmp: Path) -> list[tuple[Side, Side, int] | str]:
@@ -101,6 +113,30 @@ def pairs(family: str, tmp: Path) -> list[tuple[Side, Side, int] | str]:
             found.append((ours, Side("speechtokenizer", model.encode, model.decode), sr))  # codes [Q, B, F]
         except ImportError as err:
             found.append(f"speechtokenizer not installed ({err})")
+    elif family == "encodec":
+        try:
+            model = references.encodec_package().encodec_model_24khz(pretrained=False).eval()
+            model.set_target_bandwidth(6.0)
+            _spread_encodec(model.encoder, [layer._codebook for layer in model.quantizer.vq.layers])
+            path = tmp / "encodec_24khz-d7cc33bc.th"  # the release file's name
+            torch.save(model.state_dict(), path)
+            ours, sr = _ours(str(path), ENCODEC_N_Q)
+            found.append((ours, Side("encodec 0.1.1", lambda w: model.encode(w)[0][0],  # one frame, no scale
+                                     lambda c: model.decode([(c, None)])), sr))
+        except ImportError as err:
+            found.append(f"encodec not installed ({err})")
+        try:
+            import transformers
+
+            hf = transformers.EncodecModel(transformers.EncodecConfig()).eval()
+            _spread_encodec(hf.encoder, [layer.codebook for layer in hf.quantizer.layers])
+            hf.save_pretrained(tmp / "encodec-hf")
+            ours, sr = _ours(str(tmp / "encodec-hf"), ENCODEC_N_Q)
+            found.append((ours, Side("transformers EncodecModel",
+                                     lambda w: hf.encode(w, bandwidth=6.0).audio_codes[0],
+                                     lambda c: hf.decode(c[None], [None]).audio_values), sr))
+        except ImportError as err:
+            found.append(f"transformers not installed ({err})")
     elif family == "wavtokenizer":
         ours, sr = _ours("wavtokenizer-75")
         plain, _ = _ours("wavtokenizer-75", plain=True)
@@ -171,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(previous_threads)
     emit(f"Offline speed ({args.clock} clock): encode (tokenize) / decode (detokenize) real-time factor on {args.seconds:g} s of audio, median of {args.repeats} "
          "alternated calls (lower is faster; speed-up = reference / audiotok)", rows, args.out,
-         extra={"seconds": args.seconds, "repeats": args.repeats, "mimi_n_q": MIMI_N_Q, "clock": args.clock,
+         extra={"seconds": args.seconds, "repeats": args.repeats, "mimi_n_q": MIMI_N_Q,
+                "encodec_n_q": ENCODEC_N_Q, "clock": args.clock,
                 "weights": "random, identical on both sides (saved by the reference, loaded by audiotok)"})
     return 0
 

@@ -10,8 +10,6 @@ codebooks) and at the bandwidths the references take (1.5 / 6 kbps).
 """
 import functools
 import json
-import sys
-import types
 
 import pytest
 import torch
@@ -23,20 +21,6 @@ from audiotok.testing import spread_encodec_codebooks
 
 pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_thread")]  # LSTMs crawl on two busy threads
 SR, HOP = 24000, 320
-
-
-def encodec_package():
-    """``encodec.model.EncodecModel``; encodec 0.1.1 imports torchaudio at the top of ``utils``, for
-    helpers the model does not use: a placeholder module stands in during the import only."""
-    if "encodec.model" not in sys.modules and "torchaudio" not in sys.modules:
-        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-        try:
-            from encodec.model import EncodecModel
-        finally:
-            del sys.modules["torchaudio"]
-    from encodec.model import EncodecModel
-
-    return EncodecModel
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,7 +67,7 @@ def check(name: str, ref_codes, ref_audio, codes, audio, n_q: int) -> None:
 def package(tmp_path_factory):
     """The reference package model (spread, propagated) and its state dict saved as the release file."""
     try:
-        EncodecModel = encodec_package()
+        EncodecModel = references.encodec_package()
     except ImportError as err:
         pytest.skip(f"encodec package unavailable: {err}")
     torch.set_num_threads(1)
