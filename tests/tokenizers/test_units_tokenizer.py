@@ -96,11 +96,15 @@ def test_cli_detokenize_refuses_in_one_line(built, tmp_path, capsys):
     assert "cannot detokenize: no unit vocoder configured" in err and "Traceback" not in err
 
 
-def test_onnx_export_refuses_in_one_line(built, tmp_path, capsys):
-    pytest.importorskip("onnx")
+def test_onnx_export_writes_the_encoder_only_and_says_why(built, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
     root, _ = built
-    assert audiotok_main(["export", "onnx", str(root / "tokenizer"), "-o", str(tmp_path / "onnx")]) == 2
-    assert "no unit vocoder configured" in capsys.readouterr().err
+    assert audiotok_main(["export", "onnx", str(root / "tokenizer"), "-o", str(tmp_path / "onnx")]) == 0
+    assert "no decoder graph: no unit vocoder configured" in capsys.readouterr().out
+    assert not (tmp_path / "onnx" / "decoder.onnx").exists()
+    x = torch.randn(1, 16000) * 0.1
+    onnx_codes = audiotok.load(tmp_path / "onnx", backend="onnxruntime").tokenize(x, sample_rate=16000).codes
+    assert torch.equal(onnx_codes, audiotok.load(root / "tokenizer").tokenize(x, sample_rate=16000).codes)
 
 
 def test_configured_vocoder_decodes(built):
