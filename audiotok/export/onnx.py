@@ -24,6 +24,12 @@ the codec itself is never changed:
 
 * reflect padding longer than a (very short) input zero-extends it first, as ``conv.pad1d`` does, with
   the condition computed in the graph, so one-frame inputs work too.
+* XCodec2's w2v-BERT filterbank (``unfold`` and a complex FFT in float64) gathers its frames with
+  indices computed from the traced length and takes the power spectrum as two float64 matmuls with
+  the windowed cosine and sine bases (equal to the torch features);
+* ``nn.RMSNorm`` is written out (opset 17 has no RMSNormalization).
+
+A codec that cannot decode (units without a vocoder) is exported as its encoder graph only.
 """
 from __future__ import annotations
 
