@@ -99,7 +99,7 @@ class Implementation:
     name: str
     encode: Callable[[torch.Tensor], torch.Tensor]
     decode: Callable[[torch.Tensor], torch.Tensor]
-    streaming: Callable[[], AbstractContextManager]  # opens one stream
+    streaming: Callable[[int], AbstractContextManager]  # opens a batch of streams
     encode_step: Callable[[torch.Tensor], torch.Tensor]
     decode_step: Callable[[torch.Tensor], torch.Tensor]
     frame_size: int = 1920
@@ -115,8 +115,8 @@ def ours(n_q: int, codec_name: str = "mimi", dtype: torch.dtype = torch.float32)
     holder: dict = {}
 
     @contextmanager
-    def streaming():
-        with Stream(codec, 1, n_q) as stream:
+    def streaming(batch_size: int = 1):
+        with Stream(codec, batch_size, n_q) as stream:
             holder["stream"] = stream
             yield
 
@@ -130,7 +130,7 @@ def ours(n_q: int, codec_name: str = "mimi", dtype: torch.dtype = torch.float32)
 
 def moshi(n_q: int) -> Implementation:
     mimi = build_moshi(n_q)
-    return Implementation("moshi 0.2.13", mimi.encode, mimi.decode, lambda: mimi.streaming(1),
+    return Implementation("moshi 0.2.13", mimi.encode, mimi.decode, lambda batch_size=1: mimi.streaming(batch_size),
                           mimi.encode, mimi.decode, mimi.frame_size, int(mimi.sample_rate))
 
 
@@ -139,7 +139,8 @@ def moshi(n_q: int) -> Implementation:
 @torch.no_grad()
 def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int = 3,
                     clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
-    """Seconds per 80-ms frame (encode + decode) of each implementation streaming ``wav [1, 1, T]``.
+    """Seconds per 80-ms frame (encode + decode) of each implementation streaming ``wav [B, 1, T]``
+    (``B`` streams stepped together, as a server batches its users).
 
     All streams are open at once and the implementations alternate frame by frame, so a change of
     machine load hits both alike. The first ``warmup`` frames are dropped. ``clock``: see
@@ -149,7 +150,7 @@ def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int 
     times: list[list[float]] = [[] for _ in impls]
     with ExitStack() as stack:
         for impl in impls:
-            stack.enter_context(impl.streaming())
+            stack.enter_context(impl.streaming(wav.shape[0]))
         for i in range(wav.shape[-1] // hop):
             chunk = wav[..., i * hop:(i + 1) * hop]
             for impl, spent in zip(impls, times):
@@ -159,11 +160,11 @@ def frame_latencies(impls: list[Implementation], wav: torch.Tensor, warmup: int 
     return [spent[warmup:] for spent in times]
 
 
-def _row(impl: Implementation, seconds: list[float], threads: int, n_q: int) -> dict:
+def _row(impl: Implementation, seconds: list[float], threads: int, n_q: int, streams: int = 1) -> dict:
     times_ms = sorted(1000 * t for t in seconds)
     frame_ms = 1000 * impl.frame_size / impl.sample_rate
     median = statistics.median(times_ms)
-    return {"impl": impl.name, "codebooks": n_q, "threads": threads, "frames": len(times_ms),
+    return {"impl": impl.name, "codebooks": n_q, "threads": threads, "streams": streams, "frames": len(times_ms),
             "median ms": median, "mean ms": statistics.fmean(times_ms),
             "p95 ms": times_ms[min(len(times_ms) - 1, int(0.95 * len(times_ms)))],
             "max ms": times_ms[-1], "RTF": median / frame_ms}
@@ -173,7 +174,8 @@ def latency_rows(impls: list[Implementation], wav: torch.Tensor, threads: int, n
                  clock: Callable[[], float] = time.perf_counter) -> list[dict]:
     """One row per implementation (median-based RTF); the others get ``speed-up`` = their median over
     the first one's (> 1: the first, audiotok, is faster)."""
-    rows = [_row(impl, spent, threads, n_q) for impl, spent in zip(impls, frame_latencies(impls, wav, clock=clock))]
+    rows = [_row(impl, spent, threads, n_q, wav.shape[0])
+            for impl, spent in zip(impls, frame_latencies(impls, wav, clock=clock))]
     for row in rows:
         row["audiotok speed-up"] = row["median ms"] / rows[0]["median ms"]
     return rows
@@ -244,6 +246,7 @@ def floor_row(weights: list[torch.Tensor], threads: int, n_q: int, ours_median_m
     median = statistics.median(spent[1:])
     megabytes = sum(t.numel() * t.element_size() for t in weights) / 1e6
     return {"impl": f"floor: read {megabytes:.0f} MB of weights", "codebooks": n_q, "threads": threads,
+            "streams": None,
             "median ms": median, "RTF": median / frame_ms, "audiotok speed-up": median / ours_median_ms}
 
 
@@ -285,6 +288,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(0 skips it)")
     parser.add_argument("--n-q", type=int, nargs="+", default=[8, 32],
                         help="codebooks encoded per frame (default: 8 32)")
+    parser.add_argument("--streams", type=int, default=1,
+                        help="independent streams stepped together per call (a server's batch; default 1)")
     parser.add_argument("--skip-moshi", action="store_true", help="measure only audiotok")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
                         help="audiotok's precision (moshi stays float32); not exact against float32")
@@ -303,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for n_q in args.n_q:
             impls = [ours(n_q, dtype=getattr(torch, args.dtype))] + ([] if args.skip_moshi else [moshi(n_q)])
-            wav = 0.3 * torch.randn(1, 1, int(args.seconds * impls[0].sample_rate))
+            wav = 0.3 * torch.randn(args.streams, 1, int(args.seconds * impls[0].sample_rate))
             drift_wav = 0.3 * torch.randn(1, 1, int(args.drift_seconds * impls[0].sample_rate))
             weights = weights_read_per_frame(impls[0].model, n_q)
             found_rows = []
@@ -324,11 +329,12 @@ def run(args: argparse.Namespace) -> int:
             rows += found_rows
     finally:
         torch.set_num_threads(original_threads)
-    emit(f"Streaming full-size Mimi on CPU ({args.clock} clock): per 80-ms frame encode + decode, implementations alternating "
+    emit(f"Streaming full-size Mimi on CPU ({args.clock} clock): per 80-ms frame encode + decode of {args.streams} "
+         "stream(s) stepped together, implementations alternating "
          "frame by frame (RTF = median / 80 ms, < 1 is faster than real time; audiotok speed-up = "
          f"median / audiotok's median; drift over {args.drift_seconds:g} s)",
          rows, args.out, extra={"seconds": args.seconds, "drift_seconds": args.drift_seconds,
-                                "n_q": args.n_q, "clock": args.clock, "dtype": args.dtype, "weights": "random, codebooks spread, LayerScale 0.5"})
+                                "n_q": args.n_q, "clock": args.clock, "dtype": args.dtype, "streams": args.streams, "weights": "random, codebooks spread, LayerScale 0.5"})
     return 0
 
 

@@ -169,6 +169,8 @@ def test_bench_helpers_on_tiny():
     wav = 0.3 * torch.randn(1, 1, 40 * HOP)
     row = latency_row(impl, wav[..., :8 * HOP], threads=1)
     assert row["frames"] == 5 and row["RTF"] > 0
+    batched = latency_row(impl, torch.cat([wav, -wav])[..., :8 * HOP], threads=1)  # two streams together
+    assert batched["streams"] == 2 and batched["frames"] == 5
     found = drift(impl, wav, context_seconds=1.0)
     assert found["codes ≠ before 1 s"] == found["codes ≠ after 1 s"] == 0
     assert found["max |Δaudio| after 1 s"] < 1e-5
