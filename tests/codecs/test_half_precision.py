@@ -52,3 +52,13 @@ def test_half_precision_fsq_codec_decodes(dtype):
     x = torch.randn(1, half.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.1
     audio = half.detokenize(half.tokenize(x, sample_rate=half.sample_rate)).audio
     assert audio.dtype == torch.float32 and torch.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_long_items_are_chunked_through_the_stream(dtype):
+    """A long item of a causal codec is encoded chunk by chunk through the streaming states (which
+    used to be float32 and raised in half precision) and gives the whole-item codes."""
+    x = torch.randn(1, 24000 * 3, generator=torch.Generator().manual_seed(1)) * 0.1
+    chunked = audiotok.load("mimi-tiny-trained", dtype=dtype, chunk_seconds=1.0).tokenize(x, sample_rate=24000)
+    whole = audiotok.load("mimi-tiny-trained", dtype=dtype, chunk_seconds=None).tokenize(x, sample_rate=24000)
+    assert (chunked.codes == whole.codes).float().mean() > 0.9
