@@ -183,7 +183,9 @@ class OnnxCodec:
             raise ValueError(f"these ONNX graphs decode exactly {self._exported_n_q} codebooks, got "
                              f"{codes.shape[1]}; export with n_q={codes.shape[1]} to decode those")
         if self._decoder is None:
-            raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}")
+            raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}. "
+                               "Tokenizing works; to detokenize, export a tokenizer that can decode (for "
+                               "units, one built with a vocoder) or use the torch backend's vocoder")
         check_code_values(codes, self.codebook_size)
         array = np.ascontiguousarray(codes.detach().cpu().long().numpy())
         if self.is_streaming:
