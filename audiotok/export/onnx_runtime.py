@@ -185,7 +185,7 @@ class OnnxCodec:
         if self._decoder is None:
             raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}. "
                                "Tokenizing works; to detokenize, export a tokenizer that can decode (for "
-                               "units, one built with a vocoder) or use the torch backend's vocoder")
+                               "units: one built with a vocoder)")
         check_code_values(codes, self.codebook_size)
         array = np.ascontiguousarray(codes.detach().cpu().long().numpy())
         if self.is_streaming:
