@@ -133,6 +133,23 @@ def test_save_load_and_fold(tmp_path):
         assert torch.allclose(loaded.decode(codes), audio, atol=1e-5)
 
 
+def test_folding_a_copy_leaves_the_original_as_it_was():
+    """Deep copies of weight-normed modules share torch's generated class; folding the copy (as the
+    ONNX export and an EMA export do) used to delete ``weight`` from that class and break the
+    original."""
+    import copy
+
+    codec = spread_codebooks(build_codec("mimi-tiny"))
+    wav = torch.randn(1, 1, 4 * codec.hop_length, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        codes, audio = codec.encode(wav), codec.decode(codec.encode(wav))
+        folded = copy.deepcopy(codec).fold_weight_norm()
+        assert not any("parametrizations" in k for k in folded.state_dict())
+        assert any("parametrizations" in k for k in codec.state_dict())
+        assert torch.equal(codec.encode(wav), codes) and torch.equal(codec.decode(codes), audio)
+        assert torch.equal(folded.encode(wav), codes)
+
+
 def test_mismatched_checkpoint_is_explained(tmp_path):
     build_codec("mimi-tiny").save_pretrained(tmp_path / "m")
     other = get_config("mimi-tiny").replace(quantizer={"codebook_size": 128})

@@ -100,6 +100,21 @@ def test_units_without_a_vocoder_export_the_encoder_only(tmp_path, capsys):
         onnx_tok.detokenize(tokens)
 
 
+def test_export_leaves_an_unfolded_codec_working(tmp_path):
+    """The export folds weight norm on its own copy; the user's codec keeps its parametrizations and
+    its outputs."""
+    torch.manual_seed(0)
+    codec = spread_codebooks(Codec(get_config("wavtokenizer-tiny")))
+    wav = 0.3 * torch.randn(1, 1, 5 * codec.hop_length, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        codes = codec.encode(wav)
+    export_onnx(codec, tmp_path / "onnx", streaming=False)
+    with torch.no_grad():
+        assert torch.equal(codec.encode(wav), codes)
+    np.testing.assert_array_equal(_session(tmp_path / "onnx" / "encoder.onnx").run(None, {"audio": wav.numpy()})[0],
+                                  codes.numpy())
+
+
 def test_onnx_json_describes_the_graphs(exported):
     codec, folder = exported["mimi-tiny"]
     meta = json.loads((folder / "onnx.json").read_text())

@@ -43,9 +43,17 @@ def _apply_norm(module: nn.Module, norm: str) -> nn.Module:
 
 
 def fold_weight_norm(model: nn.Module) -> nn.Module:
-    """Replace every weight-norm parametrization in ``model`` by its plain weight (in place)."""
+    """Replace every weight-norm parametrization in ``model`` by its plain weight (in place).
+
+    Only ``model`` changes, even when it is a deep copy: torch's parametrized modules and their copies
+    share one generated class, and ``remove_parametrizations`` deletes the ``weight`` property from
+    that class, which left the original without a ``weight`` (an ONNX export of an unfolded codec
+    broke the codec). Each module gets a class of its own first.
+    """
     for module in model.modules():
         if parametrize.is_parametrized(module, "weight"):
+            shared = type(module)
+            module.__class__ = type(shared.__name__, shared.__bases__, dict(vars(shared)))
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return model
 
