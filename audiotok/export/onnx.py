@@ -36,6 +36,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import tempfile
 import types
 import warnings
 from pathlib import Path
@@ -260,14 +262,38 @@ def _resolve_codec(codec_or_name_or_path: Any, trust_checkpoint: bool = False) -
     return load_codec(codec_or_name_or_path, trust_checkpoint=trust_checkpoint)
 
 
+def _write_graph(module: nn.Module, args: tuple, path: Path, **export_options) -> None:
+    """Trace ``module`` to ``path`` (TorchScript exporter) in a scratch folder beside it, then move it in.
+
+    A graph whose weights pass protobuf's 2 GB limit comes out of torch as one file per tensor, named
+    after graph nodes (a second large graph in the same folder could overwrite them); those are
+    gathered into one ``<graph>.onnx.data`` file beside the graph, which ONNX Runtime reads.
+    """
+    data_path = path.with_name(path.name + ".data")
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-export-") as scratch:
+        traced = Path(scratch) / path.name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings about shape checks that are constant here
+            torch.onnx.export(module, args, str(traced), dynamo=False, do_constant_folding=True,
+                              **export_options)
+        data_path.unlink(missing_ok=True)  # (onnx appends to an existing data file)
+        if any(other != traced for other in Path(scratch).iterdir()):
+            import onnx
+
+            graph = onnx.load(str(traced))  # with its external tensors
+            onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_path.name)
+            from audiotok.data.outputs import give_new_file_mode
+
+            give_new_file_mode(data_path)  # (onnx writes it 0600: others could not read the export)
+        else:
+            os.replace(traced, path)
+
+
 def _export(module: nn.Module, args: tuple, path: Path, input_name: str, output_name: str,
             axes_in: dict[int, str], axes_out: dict[int, str], opset: int) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about shape checks that are constant here
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
-                          input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: axes_in, output_name: axes_out},
-                          do_constant_folding=True)
+    _write_graph(module, args, path, opset_version=opset, input_names=[input_name],
+                 output_names=[output_name], dynamic_axes={input_name: axes_in, output_name: axes_out})
 
 
 def export_onnx(codec_or_name_or_path: Any, out_dir: str | Path, opset: int = 17,
@@ -400,13 +426,9 @@ def _export_step(codec: Codec, step, parts, example: torch.Tensor, path: Path, i
     for name in names:
         axes[f"in_{name}"] = {0: "batch"}
         axes[f"out_{name}"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(StepGraph(step, slots), (example, *states), str(path), dynamo=False,
-                          opset_version=opset,
-                          input_names=[input_name] + [f"in_{n}" for n in names],
-                          output_names=[output_name] + [f"out_{n}" for n in names],
-                          dynamic_axes=axes, do_constant_folding=True)
+    _write_graph(StepGraph(step, slots), (example, *states), path, opset_version=opset,
+                 input_names=[input_name] + [f"in_{n}" for n in names],
+                 output_names=[output_name] + [f"out_{n}" for n in names], dynamic_axes=axes)
     dtypes = {torch.float32: "float32", torch.int64: "int64", torch.bool: "bool"}
     return [{"input": f"in_{n}", "output": f"out_{n}", "shape": list(s.shape[1:]),
              "dtype": dtypes[s.dtype], "module": _module_name(codec, module) + "." + key}

@@ -115,6 +115,35 @@ def test_export_leaves_an_unfolded_codec_working(tmp_path):
                                   codes.numpy())
 
 
+def test_graphs_with_external_tensors_get_one_data_file_each(tmp_path, monkeypatch):
+    """Weights over protobuf's 2 GB come out of torch as one file per tensor; each graph's are gathered
+    into ``<graph>.onnx.data`` (no name clashes between graphs), and ONNX Runtime runs the result.
+    (Stands in for a > 2 GB model: torch's export is made to write its tensors externally.)"""
+    import onnx
+
+    real_export = torch.onnx.export
+
+    def export_with_external_tensors(module, args, f, **options):
+        real_export(module, args, f, **options)
+        onnx.save_model(onnx.load(f), f, save_as_external_data=True, all_tensors_to_one_file=False,
+                        size_threshold=0)
+
+    monkeypatch.setattr(torch.onnx, "export", export_with_external_tensors)
+    codec = _codec("wavtokenizer-tiny", seed=5)
+    export_onnx(codec, tmp_path / "onnx", streaming=False)
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+        "decoder.onnx", "decoder.onnx.data", "encoder.onnx", "encoder.onnx.data", "onnx.json"]
+    from audiotok.data.outputs import new_file_mode
+
+    assert (tmp_path / "onnx" / "encoder.onnx.data").stat().st_mode & 0o777 == new_file_mode()
+    wav = 0.3 * torch.randn(1, 1, 5 * codec.hop_length, generator=torch.Generator().manual_seed(2))
+    onnx_codec = OnnxCodec(tmp_path / "onnx", num_threads=1)
+    with torch.no_grad():
+        codes = codec.encode(wav)
+        assert torch.equal(onnx_codec.encode(wav), codes)
+        assert (onnx_codec.decode(codes) - codec.decode(codes)).abs().max() < AUDIO_TOL
+
+
 def test_onnx_json_describes_the_graphs(exported):
     codec, folder = exported["mimi-tiny"]
     meta = json.loads((folder / "onnx.json").read_text())
