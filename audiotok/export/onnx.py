@@ -319,6 +319,9 @@ def export_onnx(codec_or_name_or_path: Any, out_dir: str | Path, opset: int = 17
     codec = export_copy(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # A previous export's onnx.json goes first: an export that fails midway must not leave old metadata
+    # describing a mix of old and new graphs (onnx.json is written last, when every graph is in place).
+    (out / META_FILE).unlink(missing_ok=True)
     hop = codec.hop_length
     frames = 8  # example length: enough for every reflect pad at every stage
     with torch.no_grad():

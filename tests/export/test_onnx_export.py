@@ -144,6 +144,27 @@ def test_graphs_with_external_tensors_get_one_data_file_each(tmp_path, monkeypat
         assert (onnx_codec.decode(codes) - codec.decode(codes)).abs().max() < AUDIO_TOL
 
 
+def test_a_failed_export_over_an_old_one_leaves_no_loadable_mix(tmp_path, monkeypatch):
+    """Re-exporting into a folder that holds an export: if the new export fails after its encoder
+    graph, the folder is not loadable (no onnx.json describing old and new graphs together)."""
+    from audiotok.export import onnx as onnx_export
+
+    export_onnx(_codec("wavtokenizer-tiny", seed=6), tmp_path / "onnx", streaming=False)
+    real = onnx_export._write_graph
+
+    def fail_on_the_decoder(module, args, path, **options):
+        if path.name == "decoder.onnx":
+            raise RuntimeError("disk full")
+        return real(module, args, path, **options)
+
+    monkeypatch.setattr(onnx_export, "_write_graph", fail_on_the_decoder)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_onnx(_codec("wavtokenizer-tiny", seed=7), tmp_path / "onnx", streaming=False)
+    assert not (tmp_path / "onnx" / "onnx.json").exists()
+    with pytest.raises(FileNotFoundError, match="not an exported ONNX codec folder"):
+        OnnxCodec(tmp_path / "onnx")
+
+
 def test_onnx_json_describes_the_graphs(exported):
     codec, folder = exported["mimi-tiny"]
     meta = json.loads((folder / "onnx.json").read_text())
