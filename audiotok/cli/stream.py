@@ -16,14 +16,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", help="where to write the decoded audio (WAV/FLAC)")
     parser.add_argument("--codec", default="mimi-tiny",
                         help="a causal codec: registered name (random weights), saved folder, training "
-                             "checkpoint or official Mimi weights")
+                             "checkpoint, official Mimi weights, or a folder from `audiotok export onnx` "
+                             "(runs in ONNX Runtime)")
     parser.add_argument("--chunk-frames", type=int, default=1, help="frames per streaming call")
     parser.add_argument("--n-q", type=int, default=None, help="codebooks per frame (codec default)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def load_codec(spec: str):
-    """Any codec ``audiotok.load`` accepts, weight norm folded, in eval mode."""
+    """Any codec ``audiotok.load`` accepts, weight norm folded, in eval mode; a folder written by
+    ``audiotok export onnx`` runs its streaming graphs in ONNX Runtime."""
+    from audiotok.export.onnx import is_onnx_folder
+
+    if is_onnx_folder(spec):
+        from audiotok.export.onnx_runtime import OnnxCodec
+
+        return OnnxCodec(spec)
     from audiotok.tokenizers.loading import load_codec as load
 
     return load(spec).fold_weight_norm().eval()

@@ -202,10 +202,14 @@ class OnnxCodec:
         self._states[side] = {s["input"]: value for s, value in zip(spec["states"], outputs[1:])}
         return outputs[0]
 
-    def start_streaming(self, batch_size: int) -> None:
+    def check_can_stream(self) -> None:
+        """Raise ``RuntimeError`` saying what to do if this folder holds no streaming graphs."""
         if self._steps is None:
             raise RuntimeError(f"{self.directory} has no streaming graphs (the codec is not causal, or it "
                                "was exported with streaming=False); encode whole items instead")
+
+    def start_streaming(self, batch_size: int) -> None:
+        self.check_can_stream()
         self._states = {side: {s["input"]: np.zeros([batch_size, *s["shape"]], dtype=s["dtype"])
                                for s in spec["states"]}
                         for side, (_, spec) in self._steps.items()}

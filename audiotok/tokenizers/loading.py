@@ -49,7 +49,7 @@ DEFAULT_HUB_PATTERNS = ["*.json", "*.yaml", "*.yml", "*.safetensors", "*.ckpt", 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
          n_q: int | None = None, semantic_only: bool = False, fold_weight_norm: bool = True,
-         trust_checkpoint: bool = False, backend: str = "torch", **options) -> Tokenizer:
+         trust_checkpoint: bool = False, backend: str | None = None, **options) -> Tokenizer:
     """A ready :class:`Tokenizer` from a name, a folder, a checkpoint file or a hub id.
 
     ``trust_checkpoint``: allow PyTorch files (``.pt``/``.pth``/``.ckpt``) that pickle Python objects
@@ -57,11 +57,21 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: to
     unless you trust the file. ``options`` go to :class:`Tokenizer` (``batch_size``,
     ``chunk_seconds``, ``context_seconds``).
 
-    ``backend``: ``"torch"`` (default) or ``"onnxruntime"``: the codec runs as ONNX graphs (CPU,
-    float32), from a folder written by ``audiotok export onnx`` or exported on the fly (see
-    :mod:`audiotok.export.onnx_runtime`).
+    ``backend``: ``"torch"`` or ``"onnxruntime"``: the codec runs as ONNX graphs (CPU, float32), from
+    a folder written by ``audiotok export onnx`` or exported on the fly (see
+    :mod:`audiotok.export.onnx_runtime`). Unset: ONNX Runtime for a folder written by
+    ``audiotok export onnx`` (it holds graphs, not torch weights), torch for everything else.
     """
     # ---- ONNX backend hook (all of it lives in audiotok/export/onnx_runtime.py) ----
+    from audiotok.export.onnx import is_onnx_folder
+
+    exported = is_onnx_folder(Path(str(name_or_path)).expanduser())
+    if backend is None:
+        backend = "onnxruntime" if exported else "torch"
+    elif backend == "torch" and exported:
+        raise ValueError(f"{name_or_path} is an ONNX export (graphs, no torch weights): load it with "
+                         "backend='onnxruntime' or leave backend unset; load the model it was exported "
+                         "from to run it in torch")
     if backend == "onnxruntime":
         from audiotok.export.onnx_runtime import load_onnx_tokenizer
 

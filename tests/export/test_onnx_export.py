@@ -228,6 +228,34 @@ def test_load_with_onnxruntime_backend_matches_torch(tmp_path, monkeypatch, name
     assert torch.equal(again.tokenize(items).codes, theirs.codes)
 
 
+def test_an_exported_folder_loads_and_runs_from_the_cli_without_a_backend_flag(exported, tmp_path):
+    """An ONNX folder can only mean ONNX Runtime: ``audiotok.load(folder)`` picks it (an explicit torch
+    backend is refused with what to do), and ``tokenize`` / ``detokenize`` / ``stream`` take the folder
+    as their model."""
+    import soundfile as sf
+
+    import audiotok
+    from audiotok.cli import main
+
+    codec, folder = exported["mimi-tiny"]
+    assert isinstance(audiotok.load(folder).codec, OnnxCodec)
+    with pytest.raises(ValueError, match="is an ONNX export"):
+        audiotok.load(folder, backend="torch")
+    hop = codec.hop_length
+    wav = (0.3 * np.random.default_rng(8).standard_normal(9 * hop)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wav, codec.sample_rate, subtype="FLOAT")
+    with torch.no_grad():
+        expected = codec.encode(torch.from_numpy(wav)[None, None])
+    assert main(["tokenize", str(tmp_path / "a.wav"), "-o", str(tmp_path / "codes"), "-m", str(folder)]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "codes" / "a.npy"), expected[0].numpy())
+    assert main(["detokenize", str(tmp_path / "codes"), "-o", str(tmp_path / "wavs"), "-m", str(folder)]) == 0
+    with torch.no_grad():
+        decoded = codec.decode(expected)[0, 0].numpy()
+    assert np.abs(sf.read(tmp_path / "wavs" / "a.wav", dtype="float32")[0] - decoded).max() < 1e-4
+    assert main(["stream", str(tmp_path / "a.wav"), str(tmp_path / "streamed.wav"), "--codec", str(folder)]) == 0
+    assert np.abs(sf.read(tmp_path / "streamed.wav", dtype="float32")[0] - decoded).max() < 1e-4
+
+
 def test_unknown_backend_is_refused():
     import audiotok
 
