@@ -49,6 +49,10 @@ class OnnxCodec:
         self.directory = directory
         self.meta = json.loads((directory / META_FILE).read_text())
         options = ort.SessionOptions()
+        # Errors only: ONNX Runtime's own shape inference assigns the step graphs' outputs the traced
+        # example's batch, and then warns on every call with another batch ("VerifyOutputSizes"), though
+        # the values are right (the parity tests run batches of 1 and 2).
+        options.log_severity_level = 3
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
@@ -216,6 +220,17 @@ class OnnxCodec:
 
     def stop_streaming(self) -> None:
         self._states = None
+
+    def reset_streaming(self, mask: torch.Tensor | None = None) -> None:
+        """Restart the streams selected by ``mask [B]`` (all when ``None``); others keep their state.
+        As in torch, a zero state means "just started"."""
+        if self._states is None:
+            raise RuntimeError("reset_streaming() needs an active stream: call it inside "
+                               "`with codec.streaming(B):`")
+        rows = slice(None) if mask is None else np.asarray(torch.as_tensor(mask, dtype=torch.bool).cpu())
+        for states in self._states.values():
+            for value in states.values():
+                value[rows] = 0
 
     @contextmanager
     def streaming(self, batch_size: int = 1):

@@ -281,6 +281,15 @@ def test_streaming_step_graphs_match_offline(exported):
     assert not onnx_codec.is_streaming
     assert torch.equal(torch.cat(pieces, -1), codes)
     assert (torch.cat(sound, -1) - audio).abs().max() < AUDIO_TOL
+    # resetting one stream restarts it (its state rows zeroed) and leaves the other going
+    with onnx_codec.streaming(2):
+        first = onnx_codec.encode_step(wav[..., :4 * hop])
+        onnx_codec.reset_streaming(torch.tensor([False, True]))
+        second = onnx_codec.encode_step(wav[..., 4 * hop: 8 * hop])
+    assert torch.equal(torch.cat([first, second], -1)[0], codes[0, :, :8])
+    with torch.no_grad():
+        restarted = codec.encode(wav[1:, :, 4 * hop: 8 * hop])
+    assert torch.equal(second[1:], restarted)
     # the Tokenizer chunks long causal audio through them
     from audiotok.tokenizers.tokenizer import Tokenizer
 
