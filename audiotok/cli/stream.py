@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot load the model {args.codec}: {err}") from None
     try:  # before the audio is read
         codec.check_can_stream()
-        codec.resolve_n_q(args.n_q)
+        n_q = codec.resolve_n_q(args.n_q)
+        if hasattr(codec, "check_decodes"):  # ONNX graphs decode exactly the exported number
+            codec.check_decodes(n_q)
     except (RuntimeError, ValueError) as err:
         raise CommandError(str(err) if isinstance(err, RuntimeError) else f"--n-q {args.n_q} does not fit "
                            f"{args.codec}: {err}") from None

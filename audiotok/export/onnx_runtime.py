@@ -106,6 +106,13 @@ class OnnxCodec:
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
+    def check_decodes(self, n_q: int) -> None:
+        """Raise ``ValueError`` unless the decoder graphs take ``n_q`` codebooks (exactly the exported
+        number: unlike torch, a graph cannot drop levels)."""
+        if n_q != self._exported_n_q:
+            raise ValueError(f"these ONNX graphs decode exactly {self._exported_n_q} codebooks, got {n_q}; "
+                             f"export with n_q={n_q} to decode those")
+
     @property
     def max_codebooks(self) -> int:
         """Codebooks in the exported graphs (``encode`` may ask for fewer)."""
@@ -183,9 +190,7 @@ class OnnxCodec:
         """``codes [B, Q, F]`` (``Q`` = the exported ``n_q``) ``-> [B, 1, F * hop]`` float32."""
         if codes.dim() != 3:
             raise ValueError(f"codes must be [B, Q, F], got {tuple(codes.shape)}")
-        if codes.shape[1] != self._exported_n_q:
-            raise ValueError(f"these ONNX graphs decode exactly {self._exported_n_q} codebooks, got "
-                             f"{codes.shape[1]}; export with n_q={codes.shape[1]} to decode those")
+        self.check_decodes(codes.shape[1])
         if self._decoder is None:
             raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}. "
                                "Tokenizing works; to detokenize, export a tokenizer that can decode (for "

@@ -254,6 +254,10 @@ def test_an_exported_folder_loads_and_runs_from_the_cli_without_a_backend_flag(e
     assert np.abs(sf.read(tmp_path / "wavs" / "a.wav", dtype="float32")[0] - decoded).max() < 1e-4
     assert main(["stream", str(tmp_path / "a.wav"), str(tmp_path / "streamed.wav"), "--codec", str(folder)]) == 0
     assert np.abs(sf.read(tmp_path / "streamed.wav", dtype="float32")[0] - decoded).max() < 1e-4
+    # the graphs decode exactly the exported codebooks: fewer is one error line, before any audio
+    assert main(["stream", str(tmp_path / "a.wav"), str(tmp_path / "fewer.wav"), "--codec", str(folder),
+                 "--n-q", "4"]) == 2
+    assert not (tmp_path / "fewer.wav").exists()
 
 
 def test_unknown_backend_is_refused():
