@@ -193,6 +193,8 @@ def _run(args: argparse.Namespace, out: Path) -> int:
             for entry in entries[start : start + args.batch_size]:
                 try:
                     item, num_samples = read_codes(entry, tok.codebook_size, tok.codec.max_codebooks)
+                    if hasattr(tok.codec, "check_decodes"):  # ONNX graphs: exactly the exported levels
+                        tok.codec.check_decodes(item.shape[0])
                 except ValueError as err:
                     failures[str(entry.path)] = str(err)
                     print(f"error: {entry.path}: {err}", file=sys.stderr)

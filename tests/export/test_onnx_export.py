@@ -258,6 +258,9 @@ def test_an_exported_folder_loads_and_runs_from_the_cli_without_a_backend_flag(e
     assert main(["stream", str(tmp_path / "a.wav"), str(tmp_path / "fewer.wav"), "--codec", str(folder),
                  "--n-q", "4"]) == 2
     assert not (tmp_path / "fewer.wav").exists()
+    np.save(tmp_path / "four_levels.npy", expected[0, :4].numpy())
+    assert main(["detokenize", str(tmp_path / "four_levels.npy"), "-o", str(tmp_path / "w4"), "-m", str(folder)]) == 1
+    assert not (tmp_path / "w4" / "four_levels.wav").exists()
 
 
 def test_unknown_backend_is_refused():
