@@ -223,12 +223,18 @@ def _shard_items(row: dict[str, Any], shard_size: int, num_items: int) -> list[d
 # ---- the model through the object store -------------------------------------------------------
 def pack_tokenizer(tokenizer) -> dict[str, Any]:
     """A tokenizer as plain bytes (its saved folder) and settings, to rebuild on a worker."""
+    from audiotok.export.onnx_runtime import OnnxCodec
+
     if tokenizer.device.type != "cpu":
         raise ValueError("load the tokenizer on the CPU for the Ray engine; each worker moves it to its GPU")
-    with tempfile.TemporaryDirectory(prefix="audiotok-ray-model-") as folder:
-        tokenizer.codec.save_pretrained(folder)
-        files = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
-    return {"files": files, "n_q": tokenizer.num_codebooks, "dtype": tokenizer.dtype,
+    onnx = isinstance(tokenizer.codec, OnnxCodec)
+    if onnx:  # the exported graphs (and their weight files) as they are
+        files = {p.name: p.read_bytes() for p in tokenizer.codec.directory.iterdir() if p.is_file()}
+    else:
+        with tempfile.TemporaryDirectory(prefix="audiotok-ray-model-") as folder:
+            tokenizer.codec.save_pretrained(folder)
+            files = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+    return {"files": files, "onnx": onnx, "n_q": tokenizer.num_codebooks, "dtype": tokenizer.dtype,
             "batch_size": tokenizer.batch_size, "chunk_seconds": tokenizer.chunk_seconds,
             "context_seconds": tokenizer.context_seconds, "source": tokenizer.source}
 
@@ -242,7 +248,12 @@ def unpack_tokenizer(packed: dict[str, Any], device: str = "cpu"):
     try:
         for name, data in packed["files"].items():
             Path(folder, name).write_bytes(data)
-        codec = Codec.from_pretrained(folder)
+        if packed.get("onnx"):
+            from audiotok.export.onnx_runtime import OnnxCodec
+
+            codec = OnnxCodec(folder)  # its sessions hold the graphs: the folder can go
+        else:
+            codec = Codec.from_pretrained(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     codec.set_num_codebooks(packed["n_q"])

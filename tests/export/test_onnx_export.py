@@ -263,6 +263,23 @@ def test_an_exported_folder_loads_and_runs_from_the_cli_without_a_backend_flag(e
     assert not (tmp_path / "w4" / "four_levels.wav").exists()
 
 
+def test_ray_engine_ships_an_onnx_tokenizer_to_its_workers(exported):
+    """The Ray engine sends the model through the object store as bytes: an ONNX tokenizer goes as its
+    exported files (it has no torch weights to save) and comes back running the same graphs."""
+    pytest.importorskip("pyarrow")
+    from audiotok.tokenizers.dataset_ray import pack_tokenizer, unpack_tokenizer
+    from audiotok.tokenizers.tokenizer import Tokenizer
+
+    codec, folder = exported["wavtokenizer-tiny"]
+    packed = pack_tokenizer(Tokenizer(OnnxCodec(folder)))
+    assert packed["onnx"] and {"encoder.onnx", "decoder.onnx", "onnx.json"} <= set(packed["files"])
+    rebuilt = unpack_tokenizer(packed)
+    assert isinstance(rebuilt.codec, OnnxCodec)
+    wav = 0.3 * torch.randn(1, 4 * codec.hop_length, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert torch.equal(rebuilt.tokenize(wav, sample_rate=codec.sample_rate).codes, codec.encode(wav[None]))
+
+
 def test_unknown_backend_is_refused():
     import audiotok
 
