@@ -108,7 +108,14 @@ def tokenizer_identity(name: str, tok) -> str:
     """A short hash of the name and the weights: the cache key of resynthesised audio."""
     digest = hashlib.sha1(name.encode())
     codec = getattr(tok, "codec", None)
-    if codec is not None:
+    folder = getattr(codec, "directory", None)  # an ONNX export: its graph and weight files
+    if folder is not None:
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            digest.update(path.name.encode())
+            with path.open("rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+    elif codec is not None:
         for key, value in sorted(codec.state_dict().items()):
             digest.update(key.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())

@@ -171,8 +171,8 @@ def run_quality_benchmark(tokenizers: Sequence[str], items: Sequence[AudioItem],
                        "sample_rate": tok.sample_rate}
         if not getattr(tok, "is_reference", False):
             usage[name] = codebook_usage([codes[i.id] for i in test], tok.codebook_size)
-        no_decoder = no_decoder_reason(tok)
         for n_q in resynth_prefixes(config.resynth_codebooks, tok.num_codebooks):
+            no_decoder = no_decoder_reason(tok, n_q)
             if no_decoder:  # e.g. units without a vocoder: every resynthesis score missing, with the reason
                 row, records = _unscored(name, tok, n_q, test, judges, no_decoder)
             else:
@@ -208,9 +208,18 @@ def _resynthesis(name, tok, resynth: Resynthesizer, n_q: int, test, references, 
     return _summary_row(name, label, {**rates, **resynth.real_time_factors()}, records), records
 
 
-def no_decoder_reason(tok) -> str | None:
-    """Why ``tok`` cannot detokenize (:attr:`~audiotok.codecs.Codec.decoder_unavailable`), or None."""
-    return getattr(getattr(tok, "codec", None), "decoder_unavailable", None)
+def no_decoder_reason(tok, n_q: int | None = None) -> str | None:
+    """Why ``tok`` cannot detokenize (:attr:`~audiotok.codecs.Codec.decoder_unavailable`), or cannot
+    decode the first ``n_q`` codebooks (ONNX graphs decode exactly the exported number); None when
+    it can."""
+    codec = getattr(tok, "codec", None)
+    reason = getattr(codec, "decoder_unavailable", None)
+    if reason is None and n_q is not None and hasattr(codec, "check_decodes"):
+        try:
+            codec.check_decodes(n_q)
+        except ValueError as err:
+            reason = str(err)
+    return reason
 
 
 def _unscored(name, tok, n_q: int, test, judges: Judges, reason: str) -> tuple[dict, list[dict]]:

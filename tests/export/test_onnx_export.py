@@ -280,6 +280,24 @@ def test_ray_engine_ships_an_onnx_tokenizer_to_its_workers(exported):
         assert torch.equal(rebuilt.tokenize(wav, sample_rate=codec.sample_rate).codes, codec.encode(wav[None]))
 
 
+def test_quality_bench_reports_prefixes_onnx_cannot_decode_as_missing(exported, tmp_path):
+    """The quality benchmark resynthesises codebook prefixes; ONNX graphs decode exactly the exported
+    number, so a shorter prefix is reported missing with the reason (it raised mid-benchmark), and the
+    whole set is decoded as usual."""
+    from audiotok.benchmarks.protocol import tokenizer_identity
+    from audiotok.benchmarks.quality import no_decoder_reason
+    from audiotok.tokenizers.tokenizer import Tokenizer
+
+    _, folder = exported["mimi-tiny"]
+    tok = Tokenizer(OnnxCodec(folder))
+    assert "decode exactly 8 codebooks, got 1" in no_decoder_reason(tok, 1)
+    assert no_decoder_reason(tok, 8) is None
+    # the audio cache key of an ONNX tokenizer comes from its files
+    assert tokenizer_identity("x", tok) == tokenizer_identity("x", Tokenizer(OnnxCodec(folder)))
+    other = exported["wavtokenizer-tiny"][1]
+    assert tokenizer_identity("x", tok) != tokenizer_identity("x", Tokenizer(OnnxCodec(other)))
+
+
 def test_unknown_backend_is_refused():
     import audiotok
 
