@@ -106,6 +106,31 @@ class OnnxCodec:
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
+    def files(self) -> list[Path]:
+        """The export's files (graphs, weight data, ``onnx.json`` last), to copy or ship elsewhere."""
+        if not is_onnx_folder(self.directory):
+            raise FileNotFoundError(f"the ONNX export behind this codec ({self.directory}) is gone (a "
+                                    "registered name's random weights are exported to a temporary folder); "
+                                    "write one with `audiotok export onnx NAME -o DIR` and load DIR")
+        found = sorted(p for p in self.directory.iterdir() if p.is_file() and p.name != META_FILE)
+        return found + [self.directory / META_FILE]
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Copy the export to ``directory``, each file atomically and ``onnx.json`` last;
+        ``audiotok.load(directory)`` runs it again with ONNX Runtime."""
+        import shutil
+
+        from audiotok.data.outputs import write_atomic
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if out.resolve() == self.directory.resolve():
+            return out
+        (out / META_FILE).unlink(missing_ok=True)  # no stale metadata over a half-copied folder
+        for path in self.files():
+            write_atomic(out / path.name, lambda tmp, path=path: shutil.copyfile(path, tmp))
+        return out
+
     def check_decodes(self, n_q: int) -> None:
         """Raise ``ValueError`` unless the decoder graphs take ``n_q`` codebooks (exactly the exported
         number: unlike torch, a graph cannot drop levels)."""

@@ -229,7 +229,7 @@ def pack_tokenizer(tokenizer) -> dict[str, Any]:
         raise ValueError("load the tokenizer on the CPU for the Ray engine; each worker moves it to its GPU")
     onnx = isinstance(tokenizer.codec, OnnxCodec)
     if onnx:  # the exported graphs (and their weight files) as they are
-        files = {p.name: p.read_bytes() for p in tokenizer.codec.directory.iterdir() if p.is_file()}
+        files = {p.name: p.read_bytes() for p in tokenizer.codec.files()}
     else:
         with tempfile.TemporaryDirectory(prefix="audiotok-ray-model-") as folder:
             tokenizer.codec.save_pretrained(folder)

@@ -197,7 +197,8 @@ class Tokenizer:
                 f"{'causal' if self.is_causal else 'non-causal'}, {self.device})")
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the codec as ``config.json`` + ``model.safetensors`` (load again with ``audiotok.load``)."""
+        """Write the codec as ``config.json`` + ``model.safetensors``, or copy its ONNX export (load
+        again with ``audiotok.load``)."""
         return self.codec.save_pretrained(directory)
 
     # ---- inputs ---------------------------------------------------------------------------------

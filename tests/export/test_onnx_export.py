@@ -298,6 +298,25 @@ def test_quality_bench_reports_prefixes_onnx_cannot_decode_as_missing(exported, 
     assert tokenizer_identity("x", tok) != tokenizer_identity("x", Tokenizer(OnnxCodec(other)))
 
 
+def test_an_onnx_tokenizer_saves_a_copy_of_its_export(exported, tmp_path):
+    """``Tokenizer.save_pretrained`` on the ONNX backend copies the export (onnx.json last), and the copy
+    loads and tokenizes the same; a tokenizer over a temporary export (random weights) says what to do."""
+    import audiotok
+
+    codec, folder = exported["wavtokenizer-tiny"]
+    tok = audiotok.load(folder)
+    saved = tok.save_pretrained(tmp_path / "copy")
+    assert sorted(p.name for p in saved.iterdir()) == sorted(p.name for p in folder.iterdir())
+    wav = 0.3 * torch.randn(1, 3 * codec.hop_length, generator=torch.Generator().manual_seed(10))
+    assert torch.equal(audiotok.load(saved).tokenize(wav, sample_rate=codec.sample_rate).codes,
+                       tok.tokenize(wav, sample_rate=codec.sample_rate).codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        temporary = audiotok.load("wavtokenizer-tiny", backend="onnxruntime")
+    with pytest.raises(FileNotFoundError, match="audiotok export onnx NAME -o DIR"):
+        temporary.save_pretrained(tmp_path / "nothing")
+
+
 def test_unknown_backend_is_refused():
     import audiotok
 
