@@ -215,11 +215,11 @@ class OnnxCodec:
         """``codes [B, Q, F]`` (``Q`` = the exported ``n_q``) ``-> [B, 1, F * hop]`` float32."""
         if codes.dim() != 3:
             raise ValueError(f"codes must be [B, Q, F], got {tuple(codes.shape)}")
-        self.check_decodes(codes.shape[1])
         if self._decoder is None:
             raise RuntimeError(f"{self.directory} holds no decoder graph: {self.decoder_unavailable}. "
                                "Tokenizing works; to detokenize, export a tokenizer that can decode (for "
                                "units: one built with a vocoder)")
+        self.check_decodes(codes.shape[1])
         check_code_values(codes, self.codebook_size)
         array = np.ascontiguousarray(codes.detach().cpu().long().numpy())
         if self.is_streaming:
