@@ -49,6 +49,12 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, max_period: float = 10_
     return rotate_pairs(x, *rope_angles(positions, x.shape[-1], max_period))
 
 
+def cached_steps(context: int | None) -> int:
+    """Past steps a causal stream keeps per call: ``context - 1`` (the fed steps come on top), or 0
+    without a window (the whole past is kept, grown call by call)."""
+    return 0 if context is None else context - 1
+
+
 class LayerScale(nn.Module):
     """Per-channel learned scale of a residual branch (init small to stabilise training)."""
 
@@ -90,15 +96,12 @@ class SelfAttention(StreamingModule):
         self.in_proj = nn.Linear(dim, 3 * dim, bias=False)
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
-    def _cache_size(self) -> int:
-        return 0 if self.context is None else self.context - 1
-
     def _init_streaming_state(self, batch_size: int, device: torch.device,
                               dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
         heads, head_dim = self.num_heads, self.in_proj.in_features // self.num_heads
-        size = self._cache_size()
+        size = cached_steps(self.context)
         return {
             "k": torch.zeros(batch_size, heads, size, head_dim, device=device, dtype=dtype),
             "v": torch.zeros(batch_size, heads, size, head_dim, device=device, dtype=dtype),
@@ -118,7 +121,7 @@ class SelfAttention(StreamingModule):
             if not self.causal:
                 raise RuntimeError("non-causal attention cannot stream: it reads future steps")
             fast = self.context is not None and inference_fast_paths()
-            keep = self._cache_size() if self.context is not None else state["k"].shape[2] + t
+            keep = cached_steps(self.context) if self.context is not None else state["k"].shape[2] + t
             k, v = self._append_steps("k", k, 2, keep, fast), self._append_steps("v", v, 2, keep, fast)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=positions.mask)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
@@ -170,14 +173,11 @@ class Transformer(StreamingModule):
             for _ in range(num_layers)
         )
 
-    def _cache_size(self) -> int:
-        return 0 if self.context is None else self.context - 1
-
     def _init_streaming_state(self, batch_size: int, device: torch.device,
                               dtype: torch.dtype = torch.float32) -> State:
         if not self.causal:
             return {}
-        size = self._cache_size()
+        size = cached_steps(self.context)
         return {
             "pos": torch.zeros(batch_size, size, dtype=torch.long, device=device),
             "valid": torch.zeros(batch_size, size, dtype=torch.bool, device=device),
@@ -195,7 +195,7 @@ class Transformer(StreamingModule):
             if not self.causal:
                 raise RuntimeError("non-causal attention cannot stream: it reads future steps")
             fast = self.context is not None and inference_fast_paths()
-            keep = self._cache_size() if self.context is not None else state["pos"].shape[1] + t
+            keep = cached_steps(self.context) if self.context is not None else state["pos"].shape[1] + t
             pos_k = self._append_steps("pos", pos_q, 1, keep, fast)
             valid_k = self._append_steps("valid", valid_k, 1, keep, fast)
             state["offset"] = offset + t
